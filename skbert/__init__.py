@@ -1,0 +1,22 @@
+"""skbert: BERT sentence vectors as a scikit-learn transformer.
+
+``import skbert`` is light: torch and transformers are imported only when a
+vectorizer is fitted or used.
+"""
+
+from __future__ import annotations
+
+from ._encoding import TruncationWarning
+from ._handle import FingerprintMismatchError
+from ._loading import clear_model_cache
+from ._vectorizer import BertCLSVectorizer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BertCLSVectorizer",
+    "FingerprintMismatchError",
+    "TruncationWarning",
+    "__version__",
+    "clear_model_cache",
+]

@@ -1,0 +1,71 @@
+"""Turn the ``device`` and ``dtype`` parameters into torch objects."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["resolve_device", "resolve_dtype"]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA, then MPS, else CPU; anything else is checked.
+
+    Raises
+    ------
+    ValueError
+        If the string is not a device torch knows, or names an accelerator
+        this machine does not have.
+    """
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a valid torch device string; use 'auto', "
+            "'cpu', 'cuda', 'cuda:1' or 'mps'."
+        ) from exc
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} but CUDA is not available on this machine. Use "
+                "device='auto' (picks CUDA when present, else CPU) or device='cpu', "
+                "e.g. vectorizer.set_params(device='auto')."
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} but only {torch.cuda.device_count()} CUDA "
+                "device(s) are visible."
+            )
+    if resolved.type == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise ValueError(
+            f"device={device!r} but MPS is not available; use device='auto' or 'cpu'."
+        )
+    return resolved
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """``"auto"`` -> bfloat16 (or float16) on CUDA, float32 elsewhere."""
+    import torch
+
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return {
+        "float32": torch.float32,
+        "float16": torch.float16,
+        "bfloat16": torch.bfloat16,
+    }[dtype]

