@@ -6,6 +6,7 @@ vectorizer is fitted or used.
 
 from __future__ import annotations
 
+from ._cache import cache_info, clear_cache, set_memory_cache_limit
 from ._encoding import TruncationWarning
 from ._handle import FingerprintMismatchError
 from ._loading import clear_model_cache
@@ -18,5 +19,8 @@ __all__ = [
     "FingerprintMismatchError",
     "TruncationWarning",
     "__version__",
+    "cache_info",
+    "clear_cache",
     "clear_model_cache",
+    "set_memory_cache_limit",
 ]

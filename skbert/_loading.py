@@ -50,6 +50,7 @@ class LoadedModel:
     hidden_size: int
     n_hidden_states: int
     model_max_length: int
+    tokenizer_fingerprint: str
     device: torch.device
     dtype: torch.dtype
     #: float32 CPU copy of the weights, kept only when the running copy is in
@@ -198,6 +199,30 @@ def fingerprint_state_dict(state_dict: dict[str, torch.Tensor]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def fingerprint_tokenizer(tokenizer: Any) -> str:
+    """SHA-256 of the tokenizer's definition (vocabulary, normalizer, templates)."""
+    import json
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        definition = json.loads(backend.to_str())
+        # call-time settings that transformers writes into the backend
+        definition.pop("truncation", None)
+        definition.pop("padding", None)
+        data = json.dumps(definition, sort_keys=True).encode()
+    else:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="skbert-") as tmp:
+            tokenizer.save_pretrained(tmp)
+            data = b"".join(
+                entry.name.encode() + entry.read_bytes()
+                for entry in sorted(Path(tmp).iterdir())
+                if entry.is_file()
+            )
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
 def _model_max_length(tokenizer: Any, config: Any) -> int:
     limits = [
         value
@@ -274,6 +299,7 @@ def load_folder(
         hidden_size=int(config.hidden_size),
         n_hidden_states=int(config.num_hidden_layers) + 1,
         model_max_length=_model_max_length(tokenizer, config),
+        tokenizer_fingerprint=fingerprint_tokenizer(tokenizer),
         device=device,
         dtype=dtype,
         float32_state=float32_state,

@@ -81,6 +81,16 @@ class BertCLSVectorizer(
         checkpoint itself (loads anywhere, no network or model folder needed);
         ``"reference"`` stores only its name, revision and weight fingerprint,
         and refuses weights with another fingerprint when loaded.
+    cache : "auto", None or path-like, default="auto"
+        Where pooled vectors are kept so that the same text is not encoded
+        twice (for example across the candidates and folds of a search over
+        ``pooling``): ``"auto"`` is an in-process cache with a byte budget
+        (1 GiB by default, see :func:`skbert.set_memory_cache_limit`),
+        ``None`` turns caching off, and a directory gives a persistent cache
+        shared by processes and sessions. One forward pass stores every
+        pooling, so switching ``pooling`` is a cache hit. Keys include the
+        weights' and tokenizer's fingerprints, ``max_length``, ``layers`` and
+        the text, so a stale vector is never served.
 
     Attributes
     ----------
@@ -125,6 +135,7 @@ class BertCLSVectorizer(
         "trust_remote_code": ["boolean"],
         "show_progress_bar": ["boolean", None],
         "persist": [StrOptions({"weights", "reference"})],
+        "cache": [StrOptions({"auto"}), os.PathLike, str, None],
     }
 
     def __init__(
@@ -143,6 +154,7 @@ class BertCLSVectorizer(
         trust_remote_code: bool = False,
         show_progress_bar: bool | None = None,
         persist: str = "weights",
+        cache: str | os.PathLike | None = "auto",
     ) -> None:
         self.model_name_or_path = model_name_or_path
         self.pooling = pooling
@@ -157,6 +169,7 @@ class BertCLSVectorizer(
         self.trust_remote_code = trust_remote_code
         self.show_progress_bar = show_progress_bar
         self.persist = persist
+        self.cache = cache
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -226,6 +239,7 @@ class BertCLSVectorizer(
         X_new : ndarray of shape (n_texts, hidden_size_), dtype float32
             One vector per text, in the order given.
         """
+        from ._cache import get_store
         from ._device import resolve_device, resolve_dtype
         from ._encoding import encode
 
@@ -242,6 +256,7 @@ class BertCLSVectorizer(
             spec,
             batch_size=self.batch_size,
             show_progress_bar=self.show_progress_bar,
+            store=get_store(self.cache),
         )
 
     def _encoding_spec(self, handle: Any) -> Any:

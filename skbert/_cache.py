@@ -1,0 +1,379 @@
+"""The embedding cache: pooled vectors keyed by everything that determines them.
+
+A cache entry holds, for one text, the pooled ``float32`` vectors of *every*
+pooling (``cls``, ``mean``, ``max`` and ``pooler`` where the model has one) of
+one layer selection, so that one forward pass serves a whole search over
+``pooling``. Its key is a SHA-256 over the weights' fingerprint, the
+tokenizer's fingerprint, ``max_length``, the layer selection and the text
+itself: a different model, revision, tokenizer or setting can never hit.
+
+Two stores share one interface:
+
+* :class:`MemoryStore` (``cache="auto"``): in this process, least recently
+  used entries evicted beyond a byte budget (default 1 GiB).
+* :class:`DiskStore` (``cache=<directory>``): one SQLite database, shared by
+  processes and sessions. Writes are transactions (a killed process leaves a
+  usable cache), every value carries a checksum (a corrupted entry is
+  recomputed, never returned), and a file lock lets only one process compute
+  missing vectors at a time, so concurrent search workers never encode the
+  same text twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "DiskStore",
+    "MemoryStore",
+    "cache_info",
+    "clear_cache",
+    "entry_prefix",
+    "get_store",
+    "set_memory_cache_limit",
+    "text_key",
+]
+
+#: Bumped whenever the meaning of a stored vector changes.
+_FORMAT = "skbert-cache-v1"
+DEFAULT_MEMORY_BYTES = 1 << 30
+_DB_NAME = "embeddings.sqlite"
+
+
+def entry_prefix(
+    fingerprint: str,
+    tokenizer_fingerprint: str,
+    max_length: int,
+    layers: tuple[int, ...],
+    poolings: tuple[str, ...],
+) -> bytes:
+    """Everything except the text that determines a cache entry."""
+    parts = [_FORMAT, fingerprint, tokenizer_fingerprint, str(max_length)]
+    parts += [",".join(map(str, layers)), ",".join(poolings)]
+    return "\x00".join(parts).encode() + b"\x00"
+
+
+def text_key(prefix: bytes, text: str) -> bytes:
+    """The cache key of ``text`` under ``prefix`` (32 bytes)."""
+    return hashlib.sha256(prefix + text.encode("utf-8", "surrogatepass")).digest()
+
+
+class MemoryStore:
+    """In-process LRU store bounded by ``max_bytes`` of vector data."""
+
+    #: Seen by this process only: no other writer to wait for.
+    shared = False
+
+    def __init__(self, max_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
+        self.max_bytes = int(max_bytes)
+        self._entries: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._nbytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get_many(
+        self, keys: list[bytes], *, count: bool = True
+    ) -> dict[bytes, np.ndarray]:
+        found = {}
+        with self._lock:
+            for key in keys:
+                value = self._entries.get(key)
+                if value is not None:
+                    self._entries.move_to_end(key)
+                    found[key] = value
+            if count:
+                self.hits += len(found)
+                self.misses += len(keys) - len(found)
+        return found
+
+    def put_many(self, items: dict[bytes, np.ndarray]) -> None:
+        with self._lock:
+            for key, value in items.items():
+                if value.nbytes > self.max_bytes:
+                    continue
+                old = self._entries.pop(key, None)
+                if old is not None:
+                    self._nbytes -= old.nbytes
+                value = np.array(value, dtype=np.float32, copy=True)
+                value.flags.writeable = False
+                self._entries[key] = value
+                self._nbytes += value.nbytes
+            self._evict()
+
+    def _evict(self) -> None:
+        while self._nbytes > self.max_bytes and self._entries:
+            _, value = self._entries.popitem(last=False)
+            self._nbytes -= value.nbytes
+
+    def compute_lock(self, prefix: bytes) -> contextlib.nullcontext:
+        return contextlib.nullcontext()  # one process: nothing to coordinate
+
+    def info(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "location": "memory",
+                "entries": len(self._entries),
+                "bytes": self._nbytes,
+                "max_bytes": self.max_bytes,
+                "hits": self.hits,
+                "misses": self.misses,
+            }
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._nbytes = 0
+            self.hits = self.misses = 0
+
+    def resize(self, max_bytes: int) -> None:
+        with self._lock:
+            self.max_bytes = int(max_bytes)
+            self._evict()
+
+
+class DiskStore:
+    """SQLite store in ``directory``, safe for concurrent processes."""
+
+    #: Other processes write to it too: re-check after taking the lock.
+    shared = True
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.directory = Path(directory).expanduser().resolve()
+        self.path = self.directory / _DB_NAME
+        self._local = threading.local()
+        self.hits = 0
+        self.misses = 0
+        self._stats_lock = threading.Lock()
+
+    # -- connection -------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            return conn
+        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = self._open()
+        except sqlite3.DatabaseError as exc:
+            conn = self._recover(exc)
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=120, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS vectors ("
+            "key BLOB PRIMARY KEY, shape TEXT NOT NULL, data BLOB NOT NULL, "
+            "checksum BLOB NOT NULL)"
+        )
+        conn.execute("SELECT count(*) FROM vectors").fetchone()
+        return conn
+
+    def _recover(self, exc: Exception) -> sqlite3.Connection:
+        aside = self.path.with_name(f"{_DB_NAME}.corrupt-{int(time.time())}")
+        warnings.warn(
+            f"The embedding cache {self.path} is unreadable ({exc}); moved it to "
+            f"{aside.name} and starting an empty cache. Vectors will be recomputed.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        for suffix in ("", "-wal", "-shm"):
+            old = Path(f"{self.path}{suffix}")
+            if old.exists():
+                old.replace(Path(f"{aside}{suffix}"))
+        return self._open()
+
+    # -- interface --------------------------------------------------------
+    def get_many(
+        self, keys: list[bytes], *, count: bool = True
+    ) -> dict[bytes, np.ndarray]:
+        """Cached values of ``keys``; ``count=False`` for a re-check (no stats)."""
+        conn = self._connect()
+        found: dict[bytes, np.ndarray] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            try:
+                query = f"SELECT * FROM vectors WHERE key IN ({marks})"
+                rows = conn.execute(query, chunk).fetchall()
+            except sqlite3.DatabaseError as exc:
+                self._local.conn = self._recover(exc)
+                return {}
+            for key, shape, data, checksum in rows:
+                value = _decode(shape, data, checksum)
+                if value is not None:  # a damaged entry is a miss, recomputed
+                    found[bytes(key)] = value
+        if count:
+            with self._stats_lock:
+                self.hits += len(found)
+                self.misses += len(keys) - len(found)
+        else:  # a re-check: what another process filled meanwhile is a hit
+            with self._stats_lock:
+                self.hits += len(found)
+                self.misses -= len(found)
+        return found
+
+    def put_many(self, items: dict[bytes, np.ndarray]) -> None:
+        rows = []
+        for key, value in items.items():
+            data = np.ascontiguousarray(value, dtype="<f4").tobytes()
+            shape = ",".join(map(str, value.shape))
+            rows.append((key, shape, data, _checksum(shape, data)))
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def compute_lock(self, prefix: bytes) -> Iterator[None]:
+        """Only one process at a time computes the vectors of ``prefix``."""
+        import fcntl
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha256(prefix).hexdigest()[:16]
+        with open(self.directory / f"lock-{name}", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def info(self) -> dict[str, Any]:
+        conn = self._connect()
+        entries = conn.execute("SELECT count(*) FROM vectors").fetchone()[0]
+        size = sum(
+            Path(f"{self.path}{suffix}").stat().st_size
+            for suffix in ("", "-wal")
+            if Path(f"{self.path}{suffix}").exists()
+        )
+        return {
+            "location": str(self.directory),
+            "entries": entries,
+            "bytes": size,
+            "hits": self.hits,
+            "misses": self.misses,
+        }
+
+    def clear(self) -> None:
+        conn = self._connect()
+        conn.execute("DELETE FROM vectors")
+        conn.execute("VACUUM")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.hits = self.misses = 0
+
+
+def _checksum(shape: str, data: bytes) -> bytes:
+    return hashlib.blake2b(shape.encode() + b"|" + data, digest_size=16).digest()
+
+
+def _decode(shape: str, data: bytes, checksum: bytes) -> np.ndarray | None:
+    try:
+        dims = tuple(int(part) for part in shape.split(","))
+    except ValueError:
+        return None
+    if _checksum(shape, bytes(data)) != bytes(checksum):
+        return None
+    if len(data) != 4 * int(np.prod(dims)):
+        return None
+    return np.frombuffer(data, dtype="<f4").reshape(dims).astype(np.float32)
+
+
+_MEMORY = MemoryStore(
+    int(os.environ.get("SKBERT_MEMORY_CACHE_BYTES", DEFAULT_MEMORY_BYTES))
+)
+_DISK: dict[Path, DiskStore] = {}
+_DISK_LOCK = threading.Lock()
+
+
+def get_store(cache: str | os.PathLike | None) -> MemoryStore | DiskStore | None:
+    """The store a ``cache`` parameter value names (``None``: no caching)."""
+    if cache is None:
+        return None
+    if isinstance(cache, str) and cache == "auto":
+        return _MEMORY
+    directory = Path(cache).expanduser().resolve()
+    with _DISK_LOCK:
+        store = _DISK.get(directory)
+        if store is None:
+            store = _DISK[directory] = DiskStore(directory)
+        return store
+
+
+def cache_info(cache: str | os.PathLike = "auto") -> dict[str, Any]:
+    """Hits, misses, entries and bytes of an embedding cache.
+
+    Parameters
+    ----------
+    cache : "auto" or path-like, default="auto"
+        The value of a vectorizer's ``cache`` parameter: ``"auto"`` for the
+        in-process cache, or a cache directory.
+
+    Returns
+    -------
+    info : dict
+        ``location``, ``entries``, ``bytes`` (vector bytes in memory, or the
+        database size on disk), ``hits`` and ``misses`` (counted in this
+        process), and ``max_bytes`` for the in-process cache.
+
+    Examples
+    --------
+    >>> import skbert
+    >>> sorted(skbert.cache_info())
+    ['bytes', 'entries', 'hits', 'location', 'max_bytes', 'misses']
+    """
+    store = get_store(cache)
+    if store is None:
+        raise ValueError("cache=None has no cache to describe.")
+    return store.info()
+
+
+def clear_cache(cache: str | os.PathLike = "auto") -> None:
+    """Delete every entry of an embedding cache (and reset its counters).
+
+    Examples
+    --------
+    >>> import skbert
+    >>> skbert.clear_cache()
+    >>> skbert.cache_info()["entries"]
+    0
+    """
+    store = get_store(cache)
+    if store is not None:
+        store.clear()
+
+
+def set_memory_cache_limit(max_bytes: int) -> None:
+    """Set the byte budget of the in-process cache (``cache="auto"``).
+
+    The default is 1 GiB, or the ``SKBERT_MEMORY_CACHE_BYTES`` environment
+    variable. Least recently used entries are evicted beyond it.
+
+    Examples
+    --------
+    >>> import skbert
+    >>> skbert.set_memory_cache_limit(256 * 2**20)
+    >>> skbert.cache_info()["max_bytes"]
+    268435456
+    >>> skbert.set_memory_cache_limit(2**30)
+    """
+    if max_bytes < 0:
+        raise ValueError(f"max_bytes must be >= 0; got {max_bytes}.")
+    _MEMORY.resize(max_bytes)

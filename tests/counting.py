@@ -1,0 +1,48 @@
+"""A vectorizer that records how many texts reach the model's forward pass.
+
+Importable by joblib's worker processes (they get the test's ``sys.path``), so
+forward passes are counted across processes: each batch appends a line to a
+log file. The log lives in the cache directory (a parameter, so it travels to
+the workers with the estimator) or, with an in-process cache, is kept in the
+class-level list ``CountingVectorizer.rows``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from unittest import mock
+
+import skbert._encoding
+from skbert import BertCLSVectorizer
+
+LOG_NAME = "forward-rows.log"
+
+
+class CountingVectorizer(BertCLSVectorizer):
+    rows: list[int] = []
+
+    def transform(self, X):
+        original = skbert._encoding._pool_batch
+        cache_dir = None
+        if self.cache not in (None, "auto"):
+            cache_dir = Path(self.cache)
+
+        def counting(loaded, batch, layers, poolings):
+            n_rows = int(batch["input_ids"].shape[0])
+            if cache_dir is None:
+                CountingVectorizer.rows.append(n_rows)
+            else:
+                with open(cache_dir / LOG_NAME, "a") as log:
+                    log.write(f"{os.getpid()} {n_rows}\n")
+            return original(loaded, batch, layers, poolings)
+
+        with mock.patch.object(skbert._encoding, "_pool_batch", counting):
+            return super().transform(X)
+
+
+def logged_rows(cache_dir: Path) -> tuple[int, set[int]]:
+    """Total rows forwarded and the set of worker pids, from the log."""
+    lines = (cache_dir / LOG_NAME).read_text().split()
+    pids = {int(pid) for pid in lines[0::2]}
+    return sum(int(n) for n in lines[1::2]), pids

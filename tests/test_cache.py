@@ -1,0 +1,269 @@
+"""The embedding cache: one forward pass per text for a whole pooling search.
+
+Oracles: the same vectorizer with ``cache=None`` (a cold forward pass) and
+the number of rows that actually reach the model's forward pass.
+"""
+
+from __future__ import annotations
+
+import pickle
+import signal
+import sqlite3
+import time
+import warnings
+
+import numpy as np
+import pytest
+from counting import CountingVectorizer, logged_rows
+from helpers import POOLINGS, start_python, vectorizer
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+
+import skbert
+
+
+def distinct_texts(n: int) -> list[str]:
+    words = "the film was good bad dull great long short fun boring story cast".split()
+    rng = np.random.default_rng(0)
+    texts = {
+        " ".join(rng.choice(words, size=rng.integers(1, 12))) + f" {i}"
+        for i in range(n)
+    }
+    return sorted(texts)
+
+
+def search(folder, texts, cache, grid=None, n_jobs=1):
+    labels = np.arange(len(texts)) % 2
+    pipe = Pipeline(
+        [
+            (
+                "bert",
+                CountingVectorizer(
+                    model_name_or_path=str(folder), device="cpu", cache=cache
+                ),
+            ),
+            ("clf", LogisticRegression(max_iter=200)),
+        ]
+    )
+    grid = grid or {"bert__pooling": list(POOLINGS)}
+    return GridSearchCV(pipe, grid, cv=5, n_jobs=n_jobs).fit(texts, labels)
+
+
+@pytest.fixture(autouse=True)
+def _reset_counter():
+    CountingVectorizer.rows.clear()
+    yield
+
+
+def test_search_forwards_each_text_once_with_default_cache(tiny_model_dir):
+    texts = distinct_texts(40)
+    search(tiny_model_dir, texts, cache="auto")
+    assert sum(CountingVectorizer.rows) == len(texts)
+
+
+def test_search_without_cache_forwards_every_fold(tiny_model_dir):
+    """The baseline the cache removes: >20 encodes of the same texts."""
+    texts = distinct_texts(40)
+    search(tiny_model_dir, texts, cache=None)
+    assert sum(CountingVectorizer.rows) >= 20 * len(texts)
+
+
+def test_search_over_layers_forwards_once_per_layer_selection(tiny_model_dir):
+    texts = distinct_texts(30)
+    grid = {"bert__pooling": ["cls", "mean", "max"], "bert__layers": [-1, 1, (0, -1)]}
+    search(tiny_model_dir, texts, cache="auto", grid=grid)
+    assert sum(CountingVectorizer.rows) == 3 * len(texts)
+
+
+def test_search_with_two_processes_shares_a_cache_directory(tiny_model_dir, tmp_path):
+    texts = distinct_texts(40)
+    result = search(tiny_model_dir, texts, cache=str(tmp_path), n_jobs=2)
+    total, pids = logged_rows(tmp_path)
+    assert total == len(texts)
+    assert result.best_params_["bert__pooling"] in POOLINGS
+    assert skbert.cache_info(tmp_path)["entries"] == len(texts)
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+@pytest.mark.parametrize("normalize", [False, True])
+def test_cache_hit_equals_cold_computation(tiny_model_dir, texts, pooling, normalize):
+    cold = vectorizer(tiny_model_dir, pooling=pooling, normalize=normalize)
+    cold = cold.fit_transform(texts)
+    for other in POOLINGS:  # fill the cache through another pooling first
+        vectorizer(tiny_model_dir, pooling=other, cache="auto").fit_transform(texts)
+    CountingVectorizer.rows.clear()
+    warm = CountingVectorizer(
+        model_name_or_path=str(tiny_model_dir),
+        pooling=pooling,
+        normalize=normalize,
+        cache="auto",
+    ).fit_transform(texts)
+    assert CountingVectorizer.rows == []
+    np.testing.assert_array_equal(warm, cold)
+
+
+def test_pooling_only_the_pooler_less_model_has_no_pooler_entry(tiny_mlm_dir, texts):
+    mean = vectorizer(tiny_mlm_dir, pooling="mean", cache="auto").fit_transform(texts)
+    cold = vectorizer(tiny_mlm_dir, pooling="max").fit_transform(texts)
+    warm = vectorizer(tiny_mlm_dir, pooling="max", cache="auto").fit_transform(texts)
+    np.testing.assert_array_equal(warm, cold)
+    assert not np.array_equal(mean, warm)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"max_length": 8}, {"layers": 1}, {"layers": (0, -1)}],
+    ids=["max_length", "layer", "layer-tuple"],
+)
+def test_changed_setting_misses_the_cache(tiny_model_dir, texts, change):
+    vectorizer(tiny_model_dir, cache="auto").fit_transform(texts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", skbert.TruncationWarning)
+        cold = vectorizer(tiny_model_dir, **change).fit_transform(texts)
+        warm = CountingVectorizer(
+            model_name_or_path=str(tiny_model_dir), cache="auto", **change
+        ).fit_transform(texts)
+    assert sum(CountingVectorizer.rows) == len(set(texts))
+    np.testing.assert_array_equal(warm, cold)
+
+
+def test_other_weights_in_the_same_folder_miss_the_cache(make_tiny_bert, texts):
+    folder = make_tiny_bert("model", seed=0)
+    first = vectorizer(folder, cache="auto").fit_transform(texts)
+    make_tiny_bert("model", seed=1)  # same path, new weights
+    cold = vectorizer(folder).fit_transform(texts)
+    warm = vectorizer(folder, cache="auto").fit_transform(texts)
+    np.testing.assert_array_equal(warm, cold)
+    assert not np.allclose(first, warm)
+
+
+def test_duplicates_in_one_call_are_encoded_once(tiny_model_dir, texts):
+    doubled = texts + texts[::-1] + texts[:3]
+    result = CountingVectorizer(
+        model_name_or_path=str(tiny_model_dir), cache=None
+    ).fit_transform(doubled)
+    assert sum(CountingVectorizer.rows) == len(set(texts))
+    single = vectorizer(tiny_model_dir).fit_transform(texts)
+    index = {text: i for i, text in enumerate(texts)}
+    np.testing.assert_array_equal(result, single[[index[t] for t in doubled]])
+
+
+def test_memory_budget_evicts_least_recently_used(tiny_model_dir):
+    texts = distinct_texts(300)
+    old, new = texts[:50], texts[50:100]
+    entry_bytes = 4 * 4 * 32  # 4 poolings x hidden 32 x float32
+    budget = 50 * entry_bytes
+    skbert.set_memory_cache_limit(budget)
+
+    def forwarded(batch):
+        CountingVectorizer.rows.clear()
+        CountingVectorizer(
+            model_name_or_path=str(tiny_model_dir), cache="auto"
+        ).fit_transform(batch)
+        return sum(CountingVectorizer.rows)
+
+    try:
+        larger = texts[100:]  # four times the budget
+        warm = vectorizer(tiny_model_dir, cache="auto").fit_transform(larger)
+        info = skbert.cache_info()
+        assert info["bytes"] <= budget
+        assert info["entries"] == 50
+        cold = vectorizer(tiny_model_dir).fit_transform(larger)
+        np.testing.assert_array_equal(warm, cold)
+        assert forwarded(old) == 50
+        assert forwarded(old) == 0  # now cached
+        assert forwarded(new) == 50  # fills the budget, evicting `old`
+        assert forwarded(new) == 0
+        assert forwarded(old) == 50
+        assert skbert.cache_info()["bytes"] <= budget
+    finally:
+        skbert.set_memory_cache_limit(2**30)
+
+
+def test_cache_info_counts_and_clear(tiny_model_dir, texts, tmp_path):
+    model = vectorizer(tiny_model_dir, cache=str(tmp_path)).fit(texts)
+    model.transform(texts)
+    model.transform(texts)
+    info = skbert.cache_info(tmp_path)
+    n = len(set(texts))
+    assert (info["entries"], info["hits"], info["misses"]) == (n, n, n)
+    assert info["bytes"] > n * 4 * 4 * 32
+    skbert.clear_cache(tmp_path)
+    assert skbert.cache_info(tmp_path)["entries"] == 0
+
+
+def test_corrupted_disk_entry_is_recomputed(tiny_model_dir, texts, tmp_path):
+    cold = vectorizer(tiny_model_dir).fit_transform(texts)
+    vectorizer(tiny_model_dir, cache=str(tmp_path)).fit_transform(texts)
+    with sqlite3.connect(tmp_path / "embeddings.sqlite") as conn:
+        conn.execute("UPDATE vectors SET data = zeroblob(length(data))")  # all bad
+        conn.execute(
+            "UPDATE vectors SET data = substr(data, 1, 10) WHERE rowid = 1"
+        )  # one truncated
+    warm = CountingVectorizer(
+        model_name_or_path=str(tiny_model_dir), cache=str(tmp_path)
+    ).fit_transform(texts)
+    np.testing.assert_array_equal(warm, cold)
+    assert sum(logged_rows(tmp_path)[:1]) == len(set(texts))
+
+
+def test_unreadable_cache_file_is_moved_aside(tiny_model_dir, texts, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "embeddings.sqlite").write_bytes(b"this is not a database" * 100)
+    cold = vectorizer(tiny_model_dir).fit_transform(texts)
+    with pytest.warns(RuntimeWarning, match="unreadable"):
+        warm = vectorizer(tiny_model_dir, cache=str(cache)).fit_transform(texts)
+    np.testing.assert_array_equal(warm, cold)
+    assert any(p.name.startswith("embeddings.sqlite.corrupt-") for p in cache.iterdir())
+
+
+def test_cache_setting_survives_clone_set_params_and_pickle(tiny_model_dir, tmp_path):
+    model = vectorizer(tiny_model_dir, cache=str(tmp_path))
+    assert clone(model).get_params()["cache"] == str(tmp_path)
+    model.set_params(cache=None).set_params(cache=str(tmp_path))
+    fitted = model.fit(["a"])
+    restored = pickle.loads(pickle.dumps(fitted))
+    assert restored.get_params()["cache"] == str(tmp_path)
+    restored.transform(["a film"])
+    assert skbert.cache_info(tmp_path)["entries"] == 1
+
+
+def test_killed_process_leaves_a_usable_cache(tiny_model_dir, tmp_path):
+    """SIGKILL during a cached transform; a rerun encodes only what is missing."""
+    texts = distinct_texts(600)
+    cache = tmp_path / "cache"
+    code = f"""
+        import time
+        import skbert._cache as c
+        from skbert import BertCLSVectorizer
+        texts = {texts!r}
+        put = c.DiskStore.put_many
+        def slow_put(self, items):
+            put(self, items)
+            print("stored", len(items), flush=True)
+            time.sleep(0.2)
+        c.DiskStore.put_many = slow_put
+        BertCLSVectorizer(model_name_or_path={str(tiny_model_dir)!r}, device="cpu",
+                          batch_size=16, cache={str(cache)!r}).fit_transform(texts)
+    """
+    child = start_python(code, cwd=tmp_path)
+    stored = 0
+    for line in child.stdout:
+        stored += int(line.split()[1])
+        if stored >= 64:
+            child.send_signal(signal.SIGKILL)
+            break
+    child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    time.sleep(0.1)
+    entries = skbert.cache_info(cache)["entries"]
+    assert stored <= entries < len(texts)
+    (cache / "forward-rows.log").unlink(missing_ok=True)
+    warm = CountingVectorizer(
+        model_name_or_path=str(tiny_model_dir), device="cpu", cache=str(cache)
+    ).fit_transform(texts)
+    assert logged_rows(cache)[0] == len(texts) - entries
+    np.testing.assert_array_equal(warm, vectorizer(tiny_model_dir).fit_transform(texts))
