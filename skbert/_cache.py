@@ -5,7 +5,8 @@ pooling (``cls``, ``mean``, ``max`` and ``pooler`` where the model has one) of
 one layer selection, so that one forward pass serves a whole search over
 ``pooling``. Its key is a SHA-256 over the weights' fingerprint, the
 tokenizer's fingerprint, ``max_length``, the layer selection and the text
-itself: a different model, revision, tokenizer or setting can never hit.
+itself, and how the vectors were computed (backend and precision): a
+different model, revision, tokenizer, precision or setting can never hit.
 
 Two stores share one interface:
 
@@ -55,12 +56,18 @@ _DB_NAME = "embeddings.sqlite"
 def entry_prefix(
     fingerprint: str,
     tokenizer_fingerprint: str,
+    compute: str,
     max_length: int,
     layers: tuple[int, ...],
     poolings: tuple[str, ...],
 ) -> bytes:
-    """Everything except the text that determines a cache entry."""
-    parts = [_FORMAT, fingerprint, tokenizer_fingerprint, str(max_length)]
+    """Everything except the text that determines a cache entry.
+
+    ``compute`` names how the vectors were computed (backend and precision,
+    e.g. ``"torch/torch.float32"``): a bfloat16 or int8 vector is never served
+    to a float32 request.
+    """
+    parts = [_FORMAT, fingerprint, tokenizer_fingerprint, compute, str(max_length)]
     parts += [",".join(map(str, layers)), ",".join(poolings)]
     return "\x00".join(parts).encode() + b"\x00"
 

@@ -250,6 +250,7 @@ def _encode_cached(
     prefix = entry_prefix(
         loaded.fingerprint,
         loaded.tokenizer_fingerprint,
+        loaded.compute,
         spec.max_length,
         spec.layers,
         poolings,

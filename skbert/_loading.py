@@ -58,6 +58,11 @@ class LoadedModel:
     float32_state: dict[str, Any] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    @property
+    def compute(self) -> str:
+        """How vectors are computed (part of every embedding-cache key)."""
+        return f"torch/{self.dtype}"
+
 
 def _looks_like_path(name: str) -> bool:
     return (

@@ -266,4 +266,6 @@ def test_killed_process_leaves_a_usable_cache(tiny_model_dir, tmp_path):
         model_name_or_path=str(tiny_model_dir), device="cpu", cache=str(cache)
     ).fit_transform(texts)
     assert logged_rows(cache)[0] == len(texts) - entries
-    np.testing.assert_array_equal(warm, vectorizer(tiny_model_dir).fit_transform(texts))
+    # the rerun batches the missing texts differently: batch-invariance tolerance
+    cold = vectorizer(tiny_model_dir).fit_transform(texts)
+    np.testing.assert_allclose(warm, cold, rtol=0, atol=1e-5)

@@ -1,0 +1,100 @@
+"""The ``skbert`` command line: ``skbert demo`` (more subcommands to come).
+
+Each subcommand lives in its own module, which provides
+``add_arguments(parser)`` and ``run(args) -> int``; this module only wires them
+into argparse and turns failures into one clear line and a non-zero exit code.
+Subcommand modules import their heavy dependencies (scikit-learn estimators,
+torch) only when they run, so ``skbert --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+#: Subcommand name -> (module that implements it, one-line help).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "skbert._demo",
+        "train and evaluate a sentiment classifier on BERT sentence vectors, "
+        "choosing the pooling by cross-validation",
+    ),
+}
+
+#: Exit codes: 1 for a failure while running, 2 for bad usage (argparse's own).
+EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``skbert`` argument parser with one sub-parser per command."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="skbert",
+        description="BERT sentence vectors as a scikit-learn transformer.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
+    subparsers = parser.add_subparsers(
+        title="commands", dest="command", metavar="COMMAND", required=True
+    )
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub = subparsers.add_parser(
+            name,
+            help=help_text,
+            description=module.__doc__.strip().splitlines()[0],
+        )
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``skbert`` command line and return its exit code.
+
+    Parameters
+    ----------
+    argv : sequence of str, default=None
+        The arguments after the program name; ``None`` reads ``sys.argv[1:]``.
+
+    Returns
+    -------
+    exit_code : int
+        ``0`` on success, ``1`` when the command failed (the reason is printed
+        on one line to stderr), ``2`` for invalid arguments, ``130`` when
+        interrupted.
+
+    Examples
+    --------
+    >>> from skbert._cli import main
+    >>> main(["--version"])  # doctest: +ELLIPSIS
+    skbert ...
+    0
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_FAILURE
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        print("\nskbert: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ImportError, OSError, ValueError, RuntimeError) as exc:
+        # Expected failures (missing model or extra, bad option for this model,
+        # out of memory) get one line; anything else is a bug and keeps its
+        # traceback.
+        print(f"skbert {args.command}: error: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_FAILURE
