@@ -69,3 +69,20 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
         "float16": torch.float16,
         "bfloat16": torch.bfloat16,
     }[dtype]
+
+
+def resolve_devices(device: str | list | tuple) -> list[torch.device]:
+    """Every device to run on: a list of devices, or ``"cuda"`` on several GPUs.
+
+    ``"cuda"`` (no index) means every visible GPU; ``"auto"``, ``"cuda:1"``,
+    ``"cpu"`` or ``"mps"`` mean one device.
+    """
+    import torch
+
+    if isinstance(device, (list, tuple)):
+        if not device:
+            raise ValueError("device=[] names no device; use 'auto' or a list.")
+        return [resolve_device(str(one)) for one in device]
+    if device == "cuda" and torch.cuda.is_available():
+        return [torch.device(f"cuda:{i}") for i in range(torch.cuda.device_count())]
+    return [resolve_device(device)]

@@ -67,7 +67,10 @@ class ModelHandle:
         self.hidden_size = loaded.hidden_size
         self.n_hidden_states = loaded.n_hidden_states
         self.model_max_length = loaded.model_max_length
-        self._loaded: LoadedModel | None = loaded
+        # every model this handle runs, by (device, dtype, backend); pickles
+        # never hold them
+        self._models: dict[tuple[str, str, str], LoadedModel] = {}
+        self._remember(loaded)
         self._bundle: dict[str, bytes] | None = None
         self._lock = threading.Lock()
 
@@ -96,19 +99,63 @@ class ModelHandle:
         )
         return cls(source, loaded, persist)
 
-    def get(self, device: torch.device, dtype: torch.dtype) -> LoadedModel:
-        """The model on ``device`` in ``dtype``, loading it if needed."""
-        with self._lock:
-            loaded = self._loaded
-            if loaded is not None and loaded.device == device and loaded.dtype == dtype:
+    @property
+    def _loaded(self) -> LoadedModel | None:
+        """A torch model of this handle, if one is loaded (pickles read it)."""
+        for loaded in self._models.values():
+            if loaded.backend == "torch":
                 return loaded
-            loaded = lookup_fingerprint(self.fingerprint, device, dtype)
+        return None
+
+    def _remember(self, loaded: LoadedModel) -> LoadedModel:
+        self._check_fingerprint(loaded.fingerprint)
+        key = (str(loaded.device), str(loaded.dtype), loaded.backend)
+        self._models[key] = loaded
+        return loaded
+
+    def get(
+        self,
+        device: torch.device,
+        dtype: torch.dtype,
+        backend: str = "torch",
+        quantize: bool = False,
+    ) -> LoadedModel:
+        """The model on ``device`` in ``dtype`` (or its ONNX twin), loading it once."""
+        import torch
+
+        if backend == "onnx":
+            backend = "onnx-int8" if quantize else "onnx"
+            device, dtype = torch.device("cpu"), torch.float32
+        with self._lock:
+            loaded = self._models.get((str(device), str(dtype), backend))
+            if loaded is not None:
+                return loaded
+            loaded = lookup_fingerprint(self.fingerprint, device, dtype, backend)
             if loaded is None:
-                loaded = self._load_again(device, dtype)
-            self._check_fingerprint(loaded.fingerprint)
-            self._loaded = loaded
+                if backend == "torch":
+                    loaded = self._load_again(device, dtype)
+                else:
+                    loaded = self._load_onnx(backend)
             self._bundle = None  # the loaded model can re-create it when pickled
-            return loaded
+            return self._remember(loaded)
+
+    def _load_onnx(self, backend: str) -> LoadedModel:
+        import torch
+
+        from ._onnx import load_onnx
+
+        cpu, float32 = torch.device("cpu"), torch.float32
+        base = self._models.get((str(cpu), str(float32), "torch"))
+        if base is None:
+            base = lookup_fingerprint(self.fingerprint, cpu, float32)
+        if base is None:
+            base = self._remember(self._load_again(cpu, float32))
+        return get_or_load(
+            ("fingerprint", self.fingerprint, backend),
+            cpu,
+            float32,
+            lambda: load_onnx(base, quantize=backend == "onnx-int8"),
+        )
 
     def _load_again(self, device: torch.device, dtype: torch.dtype) -> LoadedModel:
         bundle = self._bundle
@@ -142,7 +189,10 @@ class ModelHandle:
         # weights can never be served under the expected fingerprint.
         self._check_fingerprint(loaded.fingerprint)
         return get_or_load(
-            ("fingerprint", loaded.fingerprint), device, dtype, lambda: loaded
+            ("fingerprint", loaded.fingerprint, loaded.backend),
+            device,
+            dtype,
+            lambda: loaded,
         )
 
     def _check_fingerprint(self, found: str) -> None:
@@ -188,7 +238,7 @@ class ModelHandle:
         state = {
             key: value
             for key, value in self.__dict__.items()
-            if key not in {"_loaded", "_lock", "_bundle"}
+            if key not in {"_models", "_lock", "_bundle"}
         }
         state["_bundle"] = None
         if self.persist == "weights":
@@ -201,7 +251,7 @@ class ModelHandle:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._loaded = None
+        self._models = {}
         self._lock = threading.Lock()
         if self.persist == "weights" and not self._bundle:
             raise ValueError(

@@ -5,6 +5,12 @@ folder, or a hub snapshot) -> :func:`load_folder` (config, tokenizer, weights;
 refuses missing weights, drops an untrained pooler, fingerprints the weights)
 -> the process-wide registry, so that the clones ``GridSearchCV`` makes share
 one loaded model instead of reading the weights once per candidate and fold.
+
+Safety: no code shipped with a checkpoint runs unless ``trust_remote_code=True``,
+and weights are read from ``model.safetensors`` (plain tensor data, no code).
+Pickle-based weight files (``pytorch_model.bin``) are refused unless the
+``SKBERT_ALLOW_PICKLE_WEIGHTS=1`` environment variable opts in, because
+unpickling can run code; see :func:`choose_weight_format`.
 """
 
 from __future__ import annotations
@@ -12,10 +18,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import pickle
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,17 +30,47 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "ALLOW_PICKLE_WEIGHTS_ENV",
     "LoadedModel",
+    "choose_weight_format",
     "clear_model_cache",
+    "fingerprint_config",
     "fingerprint_state_dict",
     "get_or_load",
     "load_folder",
+    "pickle_weights_allowed",
     "resolve_model_folder",
 ]
 
 #: Files fetched for a hub model: config, tokenizer and safetensors weights.
 _HUB_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors"]
 _HUB_FALLBACK_PATTERNS = ["pytorch_model*.bin"]
+#: Weight files transformers reads without unpickling, and the pickle-based ones.
+_SAFE_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+_PICKLE_WEIGHT_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+#: Environment variable that lets skbert load pickle-based weight files.
+ALLOW_PICKLE_WEIGHTS_ENV = "SKBERT_ALLOW_PICKLE_WEIGHTS"
+#: Config entries that do not change what the model computes.
+#: Files of which a checkpoint's tokenizer needs at least one: without them
+#: transformers 5 builds a 5-token vocabulary and every word becomes [UNK].
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
+_CONFIG_VOLATILE_KEYS = frozenset(
+    {
+        "_name_or_path",
+        "_commit_hash",
+        "transformers_version",
+        "architectures",
+        "dtype",
+        "torch_dtype",
+    }
+)
 #: How many loaded models the registry keeps alive (least recently used first out).
 _REGISTRY_SIZE = 2
 
@@ -56,12 +93,16 @@ class LoadedModel:
     #: float32 CPU copy of the weights, kept only when the running copy is in
     #: another dtype, so that a pickle always holds the weights as loaded.
     float32_state: dict[str, Any] | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: What runs the model: "torch", "onnx" or "onnx-int8".
+    backend: str = "torch"
+    #: SHA-256 of the configuration entries that change the computation
+    #: (activation, layer-norm epsilon, ...), see :func:`fingerprint_config`.
+    config_fingerprint: str = ""
 
     @property
     def compute(self) -> str:
         """How vectors are computed (part of every embedding-cache key)."""
-        return f"torch/{self.dtype}"
+        return f"{self.backend}/{self.dtype}"
 
 
 def _looks_like_path(name: str) -> bool:
@@ -91,7 +132,7 @@ def resolve_model_folder(
     FileNotFoundError
         If ``name`` looks like a path and does not exist.
     ValueError
-        If ``name`` is a folder without ``config.json``.
+        If ``name`` is a file, or a folder without ``config.json``.
     OSError
         If the hub id cannot be fetched (offline, unreachable, unknown id).
     """
@@ -105,6 +146,11 @@ def resolve_model_folder(
                 "save_pretrained() (config.json, model.safetensors, tokenizer files)."
             )
         return path.resolve()
+    if path.exists():
+        raise ValueError(
+            f"{text!r} is a file, not a model folder. Pass the folder that holds it "
+            f"({str(path.resolve().parent)!r}), as written by save_pretrained()."
+        )
     if _looks_like_path(text):
         raise FileNotFoundError(
             f"Model folder {text!r} does not exist. Pass the path of a folder written "
@@ -135,7 +181,9 @@ def _download(repo_id: str, *, revision: str | None, local_files_only: bool) -> 
 
     try:
         folder = fetch(_HUB_PATTERNS)
-        if not any(folder.glob("*.safetensors")):
+        # Pickle weights are only worth downloading when they may be loaded;
+        # otherwise load_folder explains why the checkpoint is refused.
+        if not any(folder.glob("*.safetensors")) and pickle_weights_allowed():
             folder = fetch(_HUB_FALLBACK_PATTERNS + _HUB_PATTERNS)
     except HFValidationError as exc:
         raise FileNotFoundError(
@@ -228,6 +276,163 @@ def fingerprint_tokenizer(tokenizer: Any) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def fingerprint_config(config: Any) -> str:
+    """SHA-256 of the configuration entries that change what the model computes.
+
+    Names, versions and the stored dtype are left out: a checkpoint written
+    again by ``save_pretrained()`` keeps its fingerprint, one with another
+    activation or layer-norm epsilon does not.
+    """
+    import json
+
+    entries = {
+        key: value
+        for key, value in config.to_dict().items()
+        if key not in _CONFIG_VOLATILE_KEYS
+    }
+    data = json.dumps(entries, sort_keys=True, default=str).encode()
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def pickle_weights_allowed() -> bool:
+    """Whether ``SKBERT_ALLOW_PICKLE_WEIGHTS`` opts in to pickle-based weights."""
+    value = os.environ.get(ALLOW_PICKLE_WEIGHTS_ENV, "")
+    return value.strip().lower() in {"1", "true", "yes"}
+
+
+def _read_config(folder: Path, description: str) -> dict[str, Any]:
+    """``config.json`` as a dict, or a clear error if it is not a model config."""
+    import json
+
+    path = folder / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
+        config, why = None, f"{type(exc).__name__}: {exc}"
+    else:
+        why = "it is not a JSON object with a 'model_type'"
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        raise ValueError(
+            f"The checkpoint {description!r} has no usable config.json ({why}). "
+            f'It must be the file save_pretrained() writes, e.g. {{"model_type": '
+            f'"bert", ...}}; copy or download the checkpoint again.'
+        )
+    return config
+
+
+def _declared_weight_file(config: dict[str, Any]) -> str | None:
+    """The weight file ``config.json`` names (``transformers_weights``), if any.
+
+    transformers loads that file in preference to everything else, so the
+    policy below must judge it rather than the files it happens to find.
+    """
+    name = config.get("transformers_weights")
+    return name if isinstance(name, str) else None
+
+
+def choose_weight_format(folder: Path, description: str) -> bool:
+    """Decide which weight file is read: the ``use_safetensors`` to load with.
+
+    safetensors files hold only tensor data, so reading one cannot run code;
+    they are used whenever the checkpoint has them. ``pytorch_model.bin`` is a
+    pickle: transformers (5.x) reads it with ``torch.load(weights_only=True)``,
+    a restricted unpickler that refuses arbitrary objects but has had
+    escapes (CVE-2025-32434, torch < 2.6). skbert therefore refuses a
+    checkpoint whose only weights are pickle-based unless the environment
+    variable ``SKBERT_ALLOW_PICKLE_WEIGHTS=1`` opts in.
+
+    Parameters
+    ----------
+    folder : Path
+        A checkpoint folder with a ``config.json``.
+    description : str
+        How to name the checkpoint in error messages.
+
+    Returns
+    -------
+    use_safetensors : bool
+        ``True`` to read safetensors only, ``False`` to read the (allowed)
+        pickle-based weights.
+
+    Raises
+    ------
+    ValueError
+        If ``config.json`` is unusable, or the only weights are pickle-based
+        and not allowed.
+    FileNotFoundError
+        If the folder has no weight file at all.
+    """
+    declared = _declared_weight_file(_read_config(folder, description))
+    if declared is not None:
+        if declared.endswith((".safetensors", ".safetensors.index.json")):
+            return True
+        pickles = [declared]
+    elif any((folder / name).is_file() for name in _SAFE_WEIGHT_FILES):
+        return True
+    else:
+        pickles = [name for name in _PICKLE_WEIGHT_FILES if (folder / name).is_file()]
+    if pickles and pickle_weights_allowed():
+        return False
+    if pickles:
+        source = folder / pickles[0]
+        raise ValueError(
+            f"Refusing to load the weights of {description!r}: they exist only as "
+            f"{pickles[0]}, a pickle, and unpickling a file can run code hidden in "
+            "it (transformers reads it with torch.load(weights_only=True), which "
+            "narrows but has not always closed that hole). model.safetensors "
+            "holds plain tensor data and cannot run code. Convert the checkpoint "
+            "once, on a machine where you trust it:\n"
+            "    import torch\n"
+            "    from safetensors.torch import save_file\n"
+            f"    state = torch.load({str(source)!r}, map_location='cpu', "
+            "weights_only=True)\n"
+            "    save_file({k: v.contiguous().clone() for k, v in state.items()}, "
+            f"{str(folder / 'model.safetensors')!r}, metadata={{'format': 'pt'}})\n"
+            f"or, if you trust its source, set the environment variable "
+            f"{ALLOW_PICKLE_WEIGHTS_ENV}=1 to load it as it is."
+        )
+    raise FileNotFoundError(
+        f"The checkpoint {description!r} has no weights: no model.safetensors in "
+        f"{str(folder)!r}. A folder written by save_pretrained() has one. (A Hugging "
+        "Face Hub model that ships only pickle-based pytorch_model.bin weights is "
+        f"downloaded and loaded only with {ALLOW_PICKLE_WEIGHTS_ENV}=1.)"
+    )
+
+
+def _check_tokenizer_files(folder: Path, description: str) -> None:
+    if any((folder / name).is_file() for name in _TOKENIZER_FILES):
+        return
+    if any(folder.glob("*.model")):
+        return
+    raise FileNotFoundError(
+        f"The checkpoint {description!r} has no tokenizer files (tokenizer.json, "
+        f"vocab.txt, ...) in {str(folder)!r}. Without them transformers builds an "
+        "empty vocabulary and every word would become [UNK]. Save the tokenizer "
+        "next to the weights: tokenizer.save_pretrained(folder)."
+    )
+
+
+def _damaged(what: str, description: str, exc: BaseException) -> ValueError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return ValueError(
+        f"The {what} of the checkpoint {description!r} could not be read "
+        f"({type(exc).__name__}: {detail}). The files are damaged or were not "
+        "written by save_pretrained(); copy or download the checkpoint again."
+    )
+
+
+def _remote_code_message(folder: Path, description: str) -> str:
+    code = sorted(entry.name for entry in folder.glob("*.py"))
+    what = ", ".join(code) if code else "classes named in its auto_map"
+    return (
+        f"The checkpoint {description!r} needs its own Python code to load "
+        f"({what}). skbert never runs code shipped with a checkpoint unless you "
+        "pass trust_remote_code=True; do that only if you trust its author and "
+        "have read that code, or use a checkpoint of an architecture transformers "
+        "knows (BERT, RoBERTa, ...)."
+    )
+
+
 def _model_max_length(tokenizer: Any, config: Any) -> int:
     limits = [
         value
@@ -256,22 +461,42 @@ def load_folder(
 
     Loading never runs with a weight the checkpoint did not contain: a missing
     pooler is removed from the model (and recorded), any other missing or
-    shape-mismatched weight is an error.
+    shape-mismatched weight is an error. Nor does it run code the checkpoint
+    ships unless ``trust_remote_code``, or read pickle-based weights unless
+    allowed (:func:`choose_weight_format`).
     """
     import torch
     from transformers import AutoModel, AutoTokenizer
 
+    folder = Path(folder)
     description = description or str(folder)
-    with _quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(
-            folder, trust_remote_code=trust_remote_code
-        )
-        model, info = AutoModel.from_pretrained(
-            folder,
-            output_loading_info=True,
-            trust_remote_code=trust_remote_code,
-            dtype=torch.float32,
-        )
+    use_safetensors = choose_weight_format(folder, description)
+    _check_tokenizer_files(folder, description)
+    part = "tokenizer"
+    try:
+        with _quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(
+                folder, trust_remote_code=trust_remote_code
+            )
+            part = "weights"
+            model, info = AutoModel.from_pretrained(
+                folder,
+                output_loading_info=True,
+                trust_remote_code=trust_remote_code,
+                use_safetensors=use_safetensors,
+                dtype=torch.float32,
+            )
+    except ValueError as exc:
+        if not trust_remote_code and "trust_remote_code" in str(exc):
+            raise ValueError(_remote_code_message(folder, description)) from exc
+        raise _damaged(part, description, exc) from exc
+    except (OSError, TypeError, KeyError, EOFError, pickle.UnpicklingError) as exc:
+        raise _damaged(part, description, exc) from exc
+    except Exception as exc:
+        # safetensors' and tokenizers' own errors, without importing them here
+        if type(exc).__module__.split(".")[0] in {"safetensors", "tokenizers"}:
+            raise _damaged(part, description, exc) from exc
+        raise
     missing = sorted(info.get("missing_keys", ()))
     missing_pooler = tuple(key for key in missing if key.split(".")[0] == "pooler")
     others = [key for key in missing if key not in missing_pooler]
@@ -286,6 +511,14 @@ def load_folder(
     if missing_pooler:
         model.pooler = None  # randomly initialized by transformers: never used
     has_pooler = getattr(model, "pooler", None) is not None
+    vocab_size = getattr(model.config, "vocab_size", None)
+    if isinstance(vocab_size, int) and len(tokenizer) > vocab_size:
+        raise ValueError(
+            f"The tokenizer of {description!r} has {len(tokenizer)} tokens but the "
+            f"model has embeddings for only {vocab_size}: the tokenizer files do not "
+            "belong to these weights. Save the tokenizer the model was trained with "
+            "next to its weights."
+        )
     model.eval()
     model.requires_grad_(False)
     state = model.state_dict()
@@ -305,6 +538,7 @@ def load_folder(
         n_hidden_states=int(config.num_hidden_layers) + 1,
         model_max_length=_model_max_length(tokenizer, config),
         tokenizer_fingerprint=fingerprint_tokenizer(tokenizer),
+        config_fingerprint=fingerprint_config(config),
         device=device,
         dtype=dtype,
         float32_state=float32_state,
@@ -347,9 +581,15 @@ def get_or_load(
         if loaded is None:
             loaded = load()
             _REGISTRY[full_key] = loaded
-            fingerprint_key = (("fingerprint", loaded.fingerprint), *full_key[1:])
+            fingerprint_key = (
+                ("fingerprint", loaded.fingerprint, loaded.backend),
+                *full_key[1:],
+            )
             _REGISTRY[fingerprint_key] = loaded
-        _REGISTRY.move_to_end(full_key)
+        # Every key of this model (folder and fingerprint) becomes the most
+        # recently used, so that eviction below takes the model used longest ago.
+        for key in [k for k, v in _REGISTRY.items() if v is loaded]:
+            _REGISTRY.move_to_end(key)
         models = {id(value) for value in _REGISTRY.values()}
         while len(models) > _REGISTRY_SIZE:
             oldest = next(iter(_REGISTRY.values()))
@@ -360,11 +600,15 @@ def get_or_load(
 
 
 def lookup_fingerprint(
-    fingerprint: str, device: torch.device, dtype: torch.dtype
+    fingerprint: str,
+    device: torch.device,
+    dtype: torch.dtype,
+    backend: str = "torch",
 ) -> LoadedModel | None:
     """The model with these weights already loaded in this process, if any."""
+    key = (("fingerprint", fingerprint, backend), str(device), str(dtype))
     with _REGISTRY_LOCK:
-        return _REGISTRY.get((("fingerprint", fingerprint), str(device), str(dtype)))
+        return _REGISTRY.get(key)
 
 
 def clear_model_cache() -> None:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from unittest import mock
 
-import skbert._encoding
+import skbert._batching
 from skbert import BertCLSVectorizer
 
 LOG_NAME = "forward-rows.log"
@@ -23,7 +23,7 @@ class CountingVectorizer(BertCLSVectorizer):
     rows: list[int] = []
 
     def transform(self, X):
-        original = skbert._encoding._pool_batch
+        original = skbert._batching.pool_batch
         cache_dir = None
         if self.cache not in (None, "auto"):
             cache_dir = Path(self.cache)
@@ -37,7 +37,7 @@ class CountingVectorizer(BertCLSVectorizer):
                     log.write(f"{os.getpid()} {n_rows}\n")
             return original(loaded, batch, layers, poolings)
 
-        with mock.patch.object(skbert._encoding, "_pool_batch", counting):
+        with mock.patch.object(skbert._batching, "pool_batch", counting):
             return super().transform(X)
 
 

