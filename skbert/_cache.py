@@ -3,10 +3,11 @@
 A cache entry holds, for one text, the pooled ``float32`` vectors of *every*
 pooling (``cls``, ``mean``, ``max`` and ``pooler`` where the model has one) of
 one layer selection, so that one forward pass serves a whole search over
-``pooling``. Its key is a SHA-256 over the weights' fingerprint, the
-tokenizer's fingerprint, ``max_length``, the layer selection and the text
-itself, and how the vectors were computed (backend and precision): a
-different model, revision, tokenizer, precision or setting can never hit.
+``pooling``, plus one row of flags (whether the text was truncated). Its
+key is a SHA-256 over the weights' fingerprint, the tokenizer's
+fingerprint, ``max_length``, the layer selection, the text itself, and how
+the vectors were computed (backend and precision): a different model,
+revision, tokenizer, precision or setting can never hit.
 
 Two stores share one interface:
 
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 #: Bumped whenever the meaning of a stored vector changes.
-_FORMAT = "skbert-cache-v1"
+_FORMAT = "skbert-cache-v2"
 DEFAULT_MEMORY_BYTES = 1 << 30
 _DB_NAME = "embeddings.sqlite"
 

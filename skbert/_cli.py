@@ -1,4 +1,4 @@
-"""The ``skbert`` command line: ``skbert demo`` (more subcommands to come).
+"""The ``skbert`` command line: ``skbert embed``, ``skbert info``, ``skbert demo``.
 
 Each subcommand lives in its own module, which provides
 ``add_arguments(parser)`` and ``run(args) -> int``; this module only wires them
@@ -18,6 +18,16 @@ __all__ = ["main"]
 
 #: Subcommand name -> (module that implements it, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
+    "embed": (
+        "skbert._cli_embed",
+        "embed a file of texts (CSV, TSV, Parquet, JSON Lines, text) into a .npy "
+        "or Parquet file of sentence vectors, streaming",
+    ),
+    "info": (
+        "skbert._cli_info",
+        "describe a checkpoint: layers, sizes, tokenizer, weights and whether it "
+        "has a trained pooler",
+    ),
     "demo": (
         "skbert._demo",
         "train and evaluate a sentiment classifier on BERT sentence vectors, "

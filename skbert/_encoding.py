@@ -64,17 +64,27 @@ def _finish(vectors: np.ndarray, normalize: bool) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+def _entry(pooled: np.ndarray, truncated: bool) -> np.ndarray:
+    """A cache entry: the pooled vectors, then a row whose first value says
+    whether the text was truncated (so that a cache hit warns like a miss)."""
+    flags = np.zeros((1, pooled.shape[-1]), dtype=np.float32)
+    flags[0, 0] = float(truncated)
+    return np.concatenate([pooled, flags])
+
+
 def _fill_from(
     store: MemoryStore | DiskStore,
     keys: list[bytes],
     out: np.ndarray,
     which: int,
     normalize: bool,
+    report: RunReport,
     rows: list[int] | None = None,
 ) -> list[int]:
     """Copy cached vectors into ``out``; return the indices of ``keys`` missed.
 
     ``rows`` maps ``keys`` to rows of ``out``; given, this is a re-check.
+    Rows whose text was truncated are added to ``report.truncated``.
     """
     found = store.get_many(keys, count=rows is None)
     missing = []
@@ -82,8 +92,11 @@ def _fill_from(
         value = found.get(key)
         if value is None:
             missing.append(i)
-        else:
-            out[i if rows is None else rows[i]] = _finish(value[which], normalize)
+            continue
+        row = i if rows is None else rows[i]
+        out[row] = _finish(value[which], normalize)
+        if value[-1, 0]:
+            report.truncated.append(row)
     return missing
 
 
@@ -101,8 +114,9 @@ def _encode_rows(
 ) -> None:
     """Encode ``texts[rows]`` into ``out[rows]``.
 
-    ``keep(rows, pooled)`` receives every batch with all its poolings (the
-    cache stores them). Truncated rows are added to ``report.truncated``.
+    ``keep(rows, pooled, truncated)`` receives every batch with all its
+    poolings and which of its rows were truncated (the cache stores them).
+    Truncated rows are added to ``report.truncated``.
     """
     which = poolings.index(spec.pooling)
     plan = BatchPlan(
@@ -124,7 +138,8 @@ def _encode_rows(
         ):
             batch_rows = [rows[p] for p in positions]
             if keep is not None:
-                keep(batch_rows, pooled)
+                cut = set(local.truncated)  # each chunk is tokenized before its batches
+                keep(batch_rows, pooled, [p in cut for p in positions])
             out[batch_rows] = _finish(pooled[:, which], spec.normalize)
     report.truncated.extend(rows[p] for p in local.truncated)
     report.out_of_memory_splits.extend(local.out_of_memory_splits)
@@ -154,18 +169,19 @@ def _encode_cached(
         poolings,
     )
     keys = [text_key(prefix, text) for text in texts]
-    todo = _fill_from(store, keys, out, which, spec.normalize)
+    todo = _fill_from(store, keys, out, which, spec.normalize, report)
     if not todo:
         return
     with store.compute_lock(prefix):
         if store.shared:  # another process may have computed some meanwhile
-            again = _fill_from(
-                store, [keys[i] for i in todo], out, which, spec.normalize, todo
-            )
-            todo = [todo[i] for i in again]
+            again = [keys[i] for i in todo]
+            missed = _fill_from(store, again, out, which, spec.normalize, report, todo)
+            todo = [todo[i] for i in missed]
 
-        def keep(rows: list[int], pooled: np.ndarray) -> None:
-            store.put_many({keys[row]: pooled[j] for j, row in enumerate(rows)})
+        def keep(rows: list[int], pooled: np.ndarray, cut: list[bool]) -> None:
+            store.put_many(
+                {keys[row]: _entry(pooled[j], cut[j]) for j, row in enumerate(rows)}
+            )
 
         _encode_rows(
             out, texts, todo, models, spec, poolings, report, keep=keep, **options

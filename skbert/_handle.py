@@ -14,6 +14,7 @@ never holds a torch object or a device tensor:
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -123,6 +124,8 @@ class ModelHandle:
         """The model on ``device`` in ``dtype`` (or its ONNX twin), loading it once."""
         import torch
 
+        if getattr(self, "_damage", None):
+            raise FingerprintMismatchError(self._damage)
         if backend == "onnx":
             backend = "onnx-int8" if quantize else "onnx"
             device, dtype = torch.device("cpu"), torch.float32
@@ -235,10 +238,12 @@ class ModelHandle:
         return files
 
     def __getstate__(self) -> dict[str, Any]:
+        if getattr(self, "_damage", None):  # never launder damaged files
+            raise FingerprintMismatchError(self._damage)
         state = {
             key: value
             for key, value in self.__dict__.items()
-            if key not in {"_models", "_lock", "_bundle"}
+            if key not in {"_models", "_lock", "_bundle", "_damage"}
         }
         state["_bundle"] = None
         if self.persist == "weights":
@@ -247,17 +252,36 @@ class ModelHandle:
                 if bundle is None and self._loaded is not None:
                     bundle = self._bundle_from(self._loaded)
             state["_bundle"] = bundle
+            state["_bundle_digest"] = _digest(bundle)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._models = {}
         self._lock = threading.Lock()
-        if self.persist == "weights" and not self._bundle:
-            raise ValueError(
-                "This pickle should contain the model weights but does not; it is "
-                "truncated or was not written by skbert."
-            )
+        expected = self.__dict__.pop("_bundle_digest", None)
+        self._damage = None
+        if self.persist == "weights":
+            found = _digest(self._bundle)
+            if not self._bundle or found != expected:
+                # refused on first use, like weights that changed on disk
+                self._damage = (
+                    "The model files stored in this pickle are corrupted or "
+                    f"missing: their SHA-256 is {found}, but {expected} was written "
+                    "with them. The pickle was truncated or altered; re-create it "
+                    "from the fitted estimator."
+                )
 
     def __repr__(self) -> str:
         return f"ModelHandle({self.source.name!r}, {self.fingerprint[:19]}...)"
+
+
+def _digest(bundle: dict[str, bytes] | None) -> str | None:
+    """SHA-256 over the bundled files' names and contents."""
+    if not bundle:
+        return None
+    hasher = hashlib.sha256()
+    for name in sorted(bundle):
+        hasher.update(name.encode() + b"\0" + len(bundle[name]).to_bytes(8, "little"))
+        hasher.update(bundle[name])
+    return hasher.hexdigest()

@@ -89,5 +89,23 @@ def check_texts(X: object) -> list[str]:
                 f"Every text must be a str; element at position {position} is "
                 f"{_describe(value)}."
             )
+        if not value.isascii():
+            _check_unicode(value, position)
     # numpy str_ is a str subclass; plain str keeps tokenizers and hashing uniform.
     return [text if type(text) is str else str(text) for text in texts]
+
+
+def _check_unicode(text: str, position: int) -> None:
+    """Refuse lone surrogates: not Unicode, so no tokenizer can encode them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        raise ValueError(
+            f"The text at position {position} contains a lone surrogate "
+            f"(U+{code:04X} at character {exc.start}), which is not valid Unicode "
+            "and cannot be encoded. It usually comes from bytes decoded with "
+            "errors='surrogateescape'; decode the original bytes with "
+            "errors='replace', or repair the text with "
+            "text.encode('utf-8', 'surrogatepass').decode('utf-8', 'replace')."
+        ) from None

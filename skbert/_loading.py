@@ -484,6 +484,8 @@ def load_folder(
                 output_loading_info=True,
                 trust_remote_code=trust_remote_code,
                 use_safetensors=use_safetensors,
+                # reported in info["mismatched_keys"] and refused below, by name
+                ignore_mismatched_sizes=True,
                 dtype=torch.float32,
             )
     except ValueError as exc:

@@ -155,7 +155,7 @@ class BertCLSVectorizer(
         "trust_remote_code": ["boolean"],
         "show_progress_bar": ["boolean", None],
         "persist": [StrOptions({"weights", "reference"})],
-        "cache": [StrOptions({"auto"}), os.PathLike, str, None],
+        "cache": [str, os.PathLike, None],  # "auto" or a directory
     }
 
     def __init__(
@@ -258,6 +258,24 @@ class BertCLSVectorizer(
         self.fingerprint_ = handle.fingerprint
         return self
 
+    def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
+        """Load the checkpoint, then encode ``X`` (read once: generators work).
+
+        Parameters
+        ----------
+        X : iterable of str
+            Texts, as for :meth:`transform`.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_texts, hidden_size_), dtype float32
+        """
+        self._validate_params()  # before reading X, as fit does
+        texts = check_texts(X)
+        return self.fit(texts, y)._encode(texts)
+
     def transform(self, X: Any) -> np.ndarray:
         """Encode texts into sentence vectors.
 
@@ -272,11 +290,14 @@ class BertCLSVectorizer(
         X_new : ndarray of shape (n_texts, hidden_size_), dtype float32
             One vector per text, in the order given.
         """
+        check_is_fitted(self)
+        return self._encode(check_texts(X))
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """``transform`` after validation (not wrapped by ``set_output``)."""
         from ._cache import get_store
         from ._encoding import encode
 
-        check_is_fitted(self)
-        texts = check_texts(X)
         spec = self._encoding_spec(self.model_)
         if not texts:
             return np.empty((0, self.hidden_size_), dtype=np.float32)

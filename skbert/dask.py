@@ -93,6 +93,8 @@ def _array_partition(part: Any, estimator: Any, output: _Output) -> np.ndarray:
 
 def _active_client() -> Any:
     """The running ``dask.distributed`` client that computes by default, if any."""
+    if dask.config.get("scheduler", None) not in (None, "dask.distributed"):
+        return None  # e.g. inside ``dask.config.set(scheduler="synchronous")``
     try:
         from distributed import default_client
     except ImportError:
@@ -159,6 +161,8 @@ def _apply(estimator: Any, texts: Any, output: _Output) -> Any:
             da.from_delayed(run(part, shared, output), (np.nan, *width), dtype=dtype)
             for part in texts.to_delayed()
         ]
+        if not blocks:
+            return da.empty((0, *width), dtype=dtype)
         return da.concatenate(blocks, axis=0)
     raise TypeError(
         "Expected a Dask collection of texts: a dask.dataframe Series (or "

@@ -153,7 +153,7 @@ def test_duplicates_in_one_call_are_encoded_once(tiny_model_dir, texts):
 def test_memory_budget_evicts_least_recently_used(tiny_model_dir):
     texts = distinct_texts(300)
     old, new = texts[:50], texts[50:100]
-    entry_bytes = 4 * 4 * 32  # 4 poolings x hidden 32 x float32
+    entry_bytes = 5 * 4 * 32  # (4 poolings + flags) x hidden 32 x float32
     budget = 50 * entry_bytes
     skbert.set_memory_cache_limit(budget)
 
@@ -189,7 +189,7 @@ def test_cache_info_counts_and_clear(tiny_model_dir, texts, tmp_path):
     info = skbert.cache_info(tmp_path)
     n = len(set(texts))
     assert (info["entries"], info["hits"], info["misses"]) == (n, n, n)
-    assert info["bytes"] > n * 4 * 4 * 32
+    assert info["bytes"] > n * 5 * 4 * 32
     skbert.clear_cache(tmp_path)
     assert skbert.cache_info(tmp_path)["entries"] == 0
 
