@@ -11,6 +11,7 @@ several devices, batches go round-robin to one thread per device.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections import deque
 from collections.abc import Iterator
@@ -28,6 +29,11 @@ if TYPE_CHECKING:
     from ._loading import LoadedModel
 
 __all__ = ["BatchPlan", "iter_pooled", "plan_batches", "pool_batch"]
+
+#: A fast tokenizer's call sets its truncation length on the Rust backend,
+#: which clones share; two threads with different max_length must not
+#: interleave between setting it and encoding.
+_TOKENIZER_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -52,14 +58,15 @@ def tokenize(
     tokenizer: Any, texts: list[str], max_length: int
 ) -> tuple[list[list[int]], list[int]]:
     """Token ids per text, and the positions (in ``texts``) that were truncated."""
-    encoded = tokenizer(
-        texts,
-        truncation=True,
-        max_length=max_length,
-        padding=False,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-    )
+    with _TOKENIZER_LOCK:
+        encoded = tokenizer(
+            texts,
+            truncation=True,
+            max_length=max_length,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
     ids = encoded["input_ids"]
     if getattr(encoded, "encodings", None):  # fast tokenizer: Rust reports overflow
         cut = [i for i, enc in enumerate(encoded.encodings) if enc.overflowing]

@@ -242,13 +242,18 @@ class DiskStore:
             shape = ",".join(map(str, value.shape))
             rows.append((key, shape, data, _checksum(shape, data)))
         conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
-        except BaseException:
+        if conn.in_transaction:  # left open by an interrupted earlier write
             conn.execute("ROLLBACK")
+        try:
+            # Inside the try: Ctrl-C pressed while BEGIN waits for another
+            # writer's lock is raised as soon as BEGIN returns.
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def compute_lock(self, prefix: bytes) -> Iterator[None]:

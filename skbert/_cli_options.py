@@ -10,7 +10,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-__all__ = ["add_source_arguments", "at_least", "cache_value", "layers_value"]
+__all__ = [
+    "add_source_arguments",
+    "at_least",
+    "cache_value",
+    "device_value",
+    "layers_value",
+]
 
 
 def at_least(minimum: int) -> Callable[[str], int]:
@@ -47,6 +53,14 @@ def layers_value(text: str) -> int | tuple[int, ...]:
 def cache_value(text: str) -> str | None:
     """An argparse type: ``none`` -> ``None``; ``auto`` or a directory as is."""
     return None if text.lower() == "none" else text
+
+
+def device_value(text: str) -> str | list[str]:
+    """An argparse type: ``cuda:0`` as is; ``cuda:0,cuda:1`` -> a list."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError("expected a device such as cpu or cuda:0")
+    return parts[0] if len(parts) == 1 else parts
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:

@@ -15,6 +15,7 @@ never holds a torch object or a device tensor:
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -35,6 +36,29 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["FingerprintMismatchError", "ModelHandle", "ModelSource"]
+
+
+#: The only files a bundle may hold: plain names of config, tokenizer and
+#: safetensors files. No folders (a name is never a path), no code, no pickles.
+_BUNDLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\.(json|txt|model|safetensors)")
+
+
+def _check_bundle(bundle: object) -> None:
+    """Refuse model files that skbert never writes (a crafted pickle or skops file)."""
+    if not isinstance(bundle, dict):
+        raise ValueError("This file's model files are not a mapping of names to bytes.")
+    bad = [
+        name
+        for name, data in bundle.items()
+        if not (isinstance(name, str) and _BUNDLE_NAME.fullmatch(name))
+        or not isinstance(data, bytes)
+    ]
+    if bad:
+        raise ValueError(
+            f"Refusing this file: its model files include {bad[:3]!r}, which skbert "
+            "never writes (only config, tokenizer and model.safetensors files, by "
+            "plain name). It was altered or not written by skbert."
+        )
 
 
 class FingerprintMismatchError(ValueError):
@@ -63,6 +87,8 @@ class ModelHandle:
         self.source = source
         self.persist = persist
         self.fingerprint = loaded.fingerprint
+        self.tokenizer_fingerprint = loaded.tokenizer_fingerprint
+        self.config_fingerprint = loaded.config_fingerprint
         self.has_pooler = loaded.has_pooler
         self.missing_pooler_keys = loaded.missing_pooler_keys
         self.hidden_size = loaded.hidden_size
@@ -109,7 +135,7 @@ class ModelHandle:
         return None
 
     def _remember(self, loaded: LoadedModel) -> LoadedModel:
-        self._check_fingerprint(loaded.fingerprint)
+        self._check_fingerprint(loaded)
         key = (str(loaded.device), str(loaded.dtype), loaded.backend)
         self._models[key] = loaded
         return loaded
@@ -178,19 +204,22 @@ class ModelHandle:
                     description=self.source.name,
                 ),
             )
+        _check_bundle(bundle)
         with tempfile.TemporaryDirectory(prefix="skbert-") as tmp:
             for name, data in bundle.items():
                 Path(tmp, name).write_bytes(data)
+            # Code never travels in a file: a model that needs its own code
+            # is persisted with persist="reference".
             loaded = load_folder(
                 Path(tmp),
                 device=device,
                 dtype=dtype,
-                trust_remote_code=self.source.trust_remote_code,
+                trust_remote_code=False,
                 description=f"{self.source.name} (from pickle)",
             )
         # Registered under the fingerprint actually found, so that corrupted
         # weights can never be served under the expected fingerprint.
-        self._check_fingerprint(loaded.fingerprint)
+        self._check_fingerprint(loaded)
         return get_or_load(
             ("fingerprint", loaded.fingerprint, loaded.backend),
             device,
@@ -198,7 +227,8 @@ class ModelHandle:
             lambda: loaded,
         )
 
-    def _check_fingerprint(self, found: str) -> None:
+    def _check_fingerprint(self, loaded: LoadedModel) -> None:
+        found = loaded.fingerprint
         if found != self.fingerprint:
             where = (
                 "the model stored in the pickle is corrupted"
@@ -211,6 +241,18 @@ class ModelHandle:
                 "current weights, or restore the original checkpoint (for a hub "
                 "model, pass the revision it was fitted with)."
             )
+        for part, attribute, found in (
+            ("tokenizer", "tokenizer_fingerprint", loaded.tokenizer_fingerprint),
+            ("configuration", "config_fingerprint", loaded.config_fingerprint),
+        ):
+            expected = getattr(self, attribute, None)  # absent in older pickles
+            if expected and found and expected != found:
+                raise FingerprintMismatchError(
+                    f"Refusing this model: the {part} of {self.source.name!r} "
+                    f"changed since fit (expected {expected}, found {found}), so "
+                    "the same weights would give other vectors. Refit the "
+                    "vectorizer, or restore the original checkpoint."
+                )
 
     @staticmethod
     def _bundle_from(loaded: LoadedModel) -> dict[str, bytes]:
@@ -233,8 +275,12 @@ class ModelHandle:
             loaded.model.config.save_pretrained(tmp)
             loaded.tokenizer.save_pretrained(tmp)
             for entry in Path(tmp).iterdir():
-                if entry.is_file() and entry.name != "model.safetensors":
-                    files[entry.name] = entry.read_bytes()
+                # config and tokenizer files; never code that a custom config
+                # copies next to itself
+                name = entry.name
+                if entry.is_file() and name != "model.safetensors":
+                    if _BUNDLE_NAME.fullmatch(name):
+                        files[name] = entry.read_bytes()
         return files
 
     def __getstate__(self) -> dict[str, Any]:
@@ -262,6 +308,8 @@ class ModelHandle:
         expected = self.__dict__.pop("_bundle_digest", None)
         self._damage = None
         if self.persist == "weights":
+            if self._bundle:
+                _check_bundle(self._bundle)  # before anything is written from it
             found = _digest(self._bundle)
             if not self._bundle or found != expected:
                 # refused on first use, like weights that changed on disk

@@ -101,8 +101,10 @@ class LoadedModel:
 
     @property
     def compute(self) -> str:
-        """How vectors are computed (part of every embedding-cache key)."""
-        return f"{self.backend}/{self.dtype}"
+        """How vectors are computed (part of every embedding-cache key): the
+        backend, the precision, and the configuration that surrounds the
+        weights (activation, layer-norm epsilon, ...)."""
+        return f"{self.backend}/{self.dtype}/{self.config_fingerprint}"
 
 
 def _looks_like_path(name: str) -> bool:

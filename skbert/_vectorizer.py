@@ -291,6 +291,7 @@ class BertCLSVectorizer(
             One vector per text, in the order given.
         """
         check_is_fitted(self)
+        self._validate_params()  # set_params after fit is validated here
         return self._encode(check_texts(X))
 
     def _encode(self, texts: list[str]) -> np.ndarray:

@@ -124,7 +124,7 @@ TEXT = st.one_of(
 )
 #: Modest budgets: every example runs the model once per text plus once per batch.
 PROPERTY_SETTINGS = settings(
-    max_examples=50,
+    max_examples=40,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
@@ -152,7 +152,7 @@ def assert_well_formed(vectors: np.ndarray, n_texts: int) -> None:
 
 @PROPERTY_SETTINGS
 @given(
-    batch=st.lists(TEXT, min_size=1, max_size=8),
+    batch=st.lists(TEXT, min_size=1, max_size=6),
     pooling=st.sampled_from(POOLINGS),
     cache=st.sampled_from([None, "auto"]),
 )
@@ -172,7 +172,7 @@ def test_any_unicode_batch_gives_each_text_its_own_vector(
     np.testing.assert_array_equal(again, encode(model, batch))
 
 
-@settings(PROPERTY_SETTINGS, max_examples=40)
+@settings(PROPERTY_SETTINGS, max_examples=30)
 @given(
     others=st.lists(TEXT, max_size=10),
     text=TEXT,
