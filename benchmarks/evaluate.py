@@ -18,25 +18,33 @@ SBERT paper's Table 5 uses (``usepytorch=False``, i.e. scikit-learn's
   1,821 test sentences.
 
 Ties between values of ``C`` go to the smallest one, after rounding the
-accuracies to two decimals, as SentEval does. Texts are whitespace-normalised
-as SentEval's loaders do (``" ".join(text.split())``).
+accuracies to two decimals, as SentEval does. The classifier minimises the
+objective of the solver SentEval's scikit-learn ran (liblinear: L2 penalty on
+the weights *and* the intercept); the default solver here, newton-cholesky with
+warm starts along the ``C`` grid, reaches the same optimum many times faster.
+Texts are whitespace-normalised as SentEval's loaders do
+(``" ".join(text.split())``).
 
 Every text is encoded once per layer selection: the vectorizer's embedding
 cache stores all poolings of one forward pass, so switching ``pooling`` with
 ``set_params`` is a cache hit, and ``--cache-dir`` keeps the vectors on disk so
 that a re-run (or a run with other classifier settings) encodes nothing.
 
-Reproduce the table of ``docs/evaluation.md`` (about 30 minutes on 2 CPU
-cores; the data files are described in the data folder's README.md)::
+Reproduce the table of ``docs/evaluation.md`` (the data folder holds
+``mr.tsv`` and ``sst2_{train,dev,test}.tsv``, ``text<TAB>label`` with a header;
+needs matplotlib for ``--plot``)::
 
-    HF_HUB_OFFLINE=1 python benchmarks/evaluate.py --data-dir /path/to/data \\
-        --cache-dir ~/.cache/skbert-evaluate \\
+    HF_HUB_OFFLINE=1 python benchmarks/evaluate.py --data-dir DATA \\
+        --cache-dir ~/.cache/skbert-evaluate --threads 1 \\
         --json docs/evaluation.json --plot docs/img/evaluation.png
 
-and on BERT-base, where you have it (``--model bert-base-uncased`` or a
-folder written by ``save_pretrained()``)::
+The three layer selections can also run as three processes (``--layers=-1``,
+``--layers middle``, ``--layers=1,-1``, each with its own ``--json``), combined
+afterwards with ``--merge A.json B.json C.json --json ... --plot ...``. On
+BERT-base, where you have it (``--model bert-base-uncased`` or a folder written
+by ``save_pretrained()``)::
 
-    python benchmarks/evaluate.py --model bert-base-uncased --data-dir ...
+    python benchmarks/evaluate.py --model bert-base-uncased --data-dir DATA ...
 """
 
 from __future__ import annotations
@@ -499,10 +507,7 @@ def merge(paths: list[Path], out_json: Path | None, out_plot: Path | None) -> in
     merged = dict(contents[0])
     merged["results"] = [row for content in contents for row in content["results"]]
     merged["command"] = [content["command"] for content in contents]
-    merged["seconds"] = {
-        key: sum(content.get("seconds", {}).get(key, 0) for content in contents)
-        for key in ("total", "encoding")
-    }
+    merged["seconds"] = [content.get("seconds") for content in contents]
     results = [Result(**row) for row in merged["results"]]
     print_table(results, print)
     if out_json:

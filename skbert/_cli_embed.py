@@ -444,17 +444,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     vectorizer.add_argument(
         "--batch-size",
         type=at_least(1),
-        default=32,
+        default=128,
         metavar="N",
         help="texts per forward pass (default: %(default)s)",
     )
     vectorizer.add_argument(
         "--max-batch-tokens",
         type=at_least(1),
-        default=None,
+        default=16384,
         metavar="TOKENS",
         help="at most this many padded tokens per forward pass, a memory guard for "
-        "long texts (default: no limit but --batch-size)",
+        "long texts (default: %(default)s)",
     )
     vectorizer.add_argument(
         "--device",

@@ -104,7 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size",
         type=_at_least(1),
-        default=32,
+        default=128,
         metavar="N",
         help="texts per forward pass (default: %(default)s)",
     )

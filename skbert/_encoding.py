@@ -45,8 +45,8 @@ class EncodingSpec:
     layers: tuple[int, ...]  # absolute indices into the hidden states
     normalize: bool
     max_length: int
-    batch_size: int = 32
-    max_batch_tokens: int | None = None
+    batch_size: int = 128
+    max_batch_tokens: int | None = 16384
 
 
 def _progress(total: int, batch_size: int, show: bool | None) -> Any:

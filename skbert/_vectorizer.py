@@ -58,14 +58,17 @@ class BertCLSVectorizer(
         Longest token sequence fed to the model; longer texts are truncated
         (with a :class:`~skbert.TruncationWarning` saying how many). ``None``
         uses the model's own limit (512 for BERT).
-    batch_size : int, default=32
-        Most texts per forward pass.
-    max_batch_tokens : int, default=None
+    batch_size : int, default=128
+        Most texts per forward pass. Texts are sorted by token count, so large
+        batches waste little on padding; on a CPU, 128 runs about 1.7x faster
+        than 32 (see the benchmarks in the docs).
+    max_batch_tokens : int, default=16384
         Token budget of a batch: at most this many padded tokens (texts x
-        longest text) per forward pass, so long texts do not exhaust device
-        memory while short ones still fill large batches. ``None``: only
-        ``batch_size`` bounds a batch. A batch that still runs out of device
-        memory is split and retried (with a warning); no text is lost.
+        longest text) per forward pass, so long texts do not exhaust memory
+        (at 512 tokens, 32 texts per batch) while short ones fill large
+        batches. ``None``: only ``batch_size`` bounds a batch. A batch that
+        still runs out of device memory is split and retried (with a
+        warning); no text is lost.
     device : str or list of str, default="auto"
         ``"auto"`` picks one device: CUDA, then MPS, else the CPU. Or any torch
         device string (``"cpu"``, ``"cuda:1"``); ``"cuda"`` without an index
@@ -166,8 +169,8 @@ class BertCLSVectorizer(
         layers: int | tuple[int, ...] = -1,
         normalize: bool = False,
         max_length: int | None = None,
-        batch_size: int = 32,
-        max_batch_tokens: int | None = None,
+        batch_size: int = 128,
+        max_batch_tokens: int | None = 16384,
         device: str | list[str] = "auto",
         dtype: str = "float32",
         backend: str = "torch",
