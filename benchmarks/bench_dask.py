@@ -8,10 +8,12 @@ with the embedding cache off, this times:
    worker process with ``--cores`` torch threads;
 3. the same on ``--cores`` worker processes with one torch thread each.
 
-Every worker has loaded the model before the clock starts (cluster start and
-model load are reported apart as "warm-up"); each timing is the best of
-``--repeat`` runs. Texts/s and the ratios are printed, and the Dask vectors
-are checked against the in-process ones.
+Both clusters are started, and every worker has loaded the model, before the
+clock starts (cluster start and model load are reported apart as "warm-up").
+The three layouts then run in turns, ``--repeat`` rounds, and each keeps its
+best time, so that a machine shared with other jobs disturbs them alike. Texts/s
+and the ratios are printed, and the Dask vectors are checked against the
+in-process ones.
 
 Usage::
 
@@ -23,17 +25,18 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
 import platform
 import tempfile
 import time
 
+import dask.dataframe as dd
 import numpy as np
 import pandas as pd
-from distributed import WorkerPlugin
+from distributed import Client, LocalCluster, WorkerPlugin
 
-import skbert
 import skbert.dask
 from skbert import BertCLSVectorizer
 
@@ -56,50 +59,43 @@ class TorchThreads(WorkerPlugin):
         torch.set_num_threads(self.n)
 
 
-def in_process(vectorizer, texts, cores: int, repeat: int) -> tuple[float, np.ndarray]:
-    import torch
-
-    torch.set_num_threads(cores)
-    vectorizer.transform(texts[:64])  # load and warm up, untimed
-    best = np.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        vectors = vectorizer.transform(texts)
-        best = min(best, time.perf_counter() - start)
-    return best, vectors
-
-
-def on_cluster(
-    vectorizer, texts, *, workers: int, threads: int, partitions: int, repeat: int
-) -> tuple[float, float, np.ndarray]:
-    """Best time of a Parquet job, the warm-up time, and the vectors written."""
-    import dask.dataframe as dd
-    from distributed import Client, LocalCluster
-
+def start_cluster(
+    stack: contextlib.ExitStack, vectorizer, texts, workers: int, threads: int
+) -> tuple[Client, float]:
+    """A warm cluster (every worker has loaded the model) and its start-up time."""
     start = time.perf_counter()
-    with (
+    cluster = stack.enter_context(
         LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        client.register_plugin(TorchThreads(threads))
-        # Load the model in every worker before timing (one small partition each).
+        )
+    )
+    client = stack.enter_context(Client(cluster, set_as_default=False))
+    client.register_plugin(TorchThreads(threads))
+    with client.as_current():
         warm = dd.from_pandas(pd.Series(texts[: 8 * workers]), npartitions=workers)
         skbert.dask.transform(vectorizer, warm).compute()
-        warm_up = time.perf_counter() - start
-        frame = dd.from_pandas(pd.Series(texts, name="text"), npartitions=partitions)
-        best = np.inf
-        for _ in range(repeat):
-            with tempfile.TemporaryDirectory(prefix="skbert-bench-") as out:
-                start = time.perf_counter()
-                skbert.dask.transform(vectorizer, frame).to_parquet(out)
-                best = min(best, time.perf_counter() - start)
-                written = pd.read_parquet(out).sort_index().to_numpy()
-    return best, warm_up, written
+    return client, time.perf_counter() - start
+
+
+def run_on(client: Client, vectorizer, frame) -> tuple[float, np.ndarray]:
+    """Seconds of one Parquet job on ``client``, and the vectors it wrote."""
+    with (
+        client.as_current(),
+        tempfile.TemporaryDirectory(prefix="skbert-bench-") as out,
+    ):
+        start = time.perf_counter()
+        skbert.dask.transform(vectorizer, frame).to_parquet(out)
+        seconds = time.perf_counter() - start
+        return seconds, pd.read_parquet(out).sort_index().to_numpy()
+
+
+def run_in_process(vectorizer, texts) -> tuple[float, np.ndarray]:
+    start = time.perf_counter()
+    vectors = vectorizer.transform(texts)
+    return time.perf_counter() - start, vectors
 
 
 def main() -> None:
@@ -110,7 +106,7 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--partitions", type=int, default=16)
     parser.add_argument("--pooling", default="mean")
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--backend", default="torch", choices=["torch", "onnx"])
     args = parser.parse_args()
     if args.model is None:
@@ -125,12 +121,14 @@ def main() -> None:
         texts = read_tsv(args.data)
     texts = list(texts)[: args.n]
 
+    import torch
+
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f} at start"
     )
     print(f"model: {args.model} ({args.backend}, pooling={args.pooling})")
-    print(f"texts: {len(texts)}, {args.partitions} partitions")
+    print(f"texts: {len(texts)}, {args.partitions} partitions, {args.repeat} rounds")
     # persist="reference": the workers read the same folder, a few kB travel.
     vectorizer = BertCLSVectorizer(
         model_name_or_path=args.model,
@@ -140,33 +138,40 @@ def main() -> None:
         persist="reference",
         backend=args.backend,
     ).fit([])
+    torch.set_num_threads(args.cores)
+    vectorizer.transform(texts[:64])  # load and warm up, untimed
+    frame = dd.from_pandas(pd.Series(texts, name="text"), npartitions=args.partitions)
 
-    local, expected = in_process(vectorizer, texts, args.cores, args.repeat)
-    rows = [("in-process", f"{args.cores} torch threads", local, None)]
     layouts = [(1, args.cores), (args.cores, 1)] if args.cores > 1 else [(1, 1)]
-    for workers, threads in layouts:
-        best, warm_up, written = on_cluster(
-            vectorizer,
-            texts,
-            workers=workers,
-            threads=threads,
-            partitions=args.partitions,
-            repeat=args.repeat,
-        )
-        gap = float(np.abs(written - expected).max())
-        assert gap < 1e-4, f"Dask vectors differ from in-process ones by {gap}"
-        layout = f"{workers} worker(s) x {threads} torch thread(s)"
-        rows.append(("dask", layout, best, warm_up))
+    names = ["in-process", *(f"{w} worker(s) x {t} thread(s)" for w, t in layouts)]
+    best = dict.fromkeys(names, np.inf)
+    warm_up: dict[str, float] = {}
+    with contextlib.ExitStack() as stack:
+        clients = {}
+        for name, (workers, threads) in zip(names[1:], layouts, strict=True):
+            clients[name], warm_up[name] = start_cluster(
+                stack, vectorizer, texts, workers, threads
+            )
+        for _ in range(args.repeat):
+            seconds, expected = run_in_process(vectorizer, texts)
+            best["in-process"] = min(best["in-process"], seconds)
+            for name, client in clients.items():
+                seconds, written = run_on(client, vectorizer, frame)
+                best[name] = min(best[name], seconds)
+                gap = float(np.abs(written - expected).max())
+                assert gap < 1e-4, f"{name}: vectors differ by {gap} from in-process"
 
-    print(f"{'':10} {'layout':34} {'seconds':>8} {'texts/s':>8} {'warm-up':>8}")
-    for kind, layout, seconds, warm_up in rows:
-        warm = "" if warm_up is None else f"{warm_up:7.1f}s"
-        speed = len(texts) / seconds
-        print(f"{kind:10} {layout:34} {seconds:8.2f} {speed:8.0f} {warm:>8}")
-    if len(rows) == 3:
-        one, many = rows[1][2], rows[2][2]
-        print(f"{args.cores} workers vs 1 worker:  {one / many:.2f} x")
-        print(f"{args.cores} workers vs in-process: {local / many:.2f} x")
+    print(f"{'layout':36} {'seconds':>8} {'texts/s':>8} {'warm-up':>8}")
+    for name in names:
+        speed = len(texts) / best[name]
+        warm = f"{warm_up[name]:7.1f}s" if name in warm_up else ""
+        torch_threads = f"{args.cores} threads" if name == "in-process" else ""
+        label = f"{name} {torch_threads}".strip()
+        print(f"{label:36} {best[name]:8.2f} {speed:8.0f} {warm:>8}")
+    if len(names) == 3:
+        one, many = best[names[1]], best[names[2]]
+        print(f"{args.cores} workers vs 1 worker:   {one / many:.2f} x")
+        print(f"{args.cores} workers vs in-process: {best['in-process'] / many:.2f} x")
     print(f"load average {os.getloadavg()[0]:.1f} at end")
 
 

@@ -294,7 +294,9 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="persistent embedding cache (default: in memory, lost at exit)",
     )
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="default: the vectorizer's"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--max-length", type=int, default=None)
     parser.add_argument(
@@ -368,9 +370,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     log(f"model {model_label}; {len(all_texts)} distinct texts")
 
+    options = {} if args.batch_size is None else {"batch_size": args.batch_size}
     vectorizer = BertCLSVectorizer(
         model_name_or_path=model,
-        batch_size=args.batch_size,
+        **options,
         device=args.device,
         max_length=args.max_length,
         cache=args.cache_dir if args.cache_dir else "auto",

@@ -47,6 +47,18 @@ __all__ = ["predict", "predict_proba", "transform"]
 PREDICTION_NAME = "prediction"
 #: Prefix of the column names that :func:`predict_proba` returns.
 PROBA_PREFIX = "proba_"
+#: Names of Dask's in-process schedulers: with one of them set, no client computes.
+_LOCAL_SCHEDULERS = frozenset(
+    {
+        "sync",
+        "synchronous",
+        "single-threaded",
+        "threads",
+        "threading",
+        "processes",
+        "multiprocessing",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -93,7 +105,7 @@ def _array_partition(part: Any, estimator: Any, output: _Output) -> np.ndarray:
 
 def _active_client() -> Any:
     """The running ``dask.distributed`` client that computes by default, if any."""
-    if dask.config.get("scheduler", None) not in (None, "dask.distributed"):
+    if dask.config.get("scheduler", None) in _LOCAL_SCHEDULERS:
         return None  # e.g. inside ``dask.config.set(scheduler="synchronous")``
     try:
         from distributed import default_client

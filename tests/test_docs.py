@@ -67,8 +67,6 @@ def test_readme_and_pages_link_to_files_that_exist():
         for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
             if "://" in target or target.startswith("mailto:"):
                 continue
-            if page.parent == DOCS and target in {"reliability.md"}:
-                continue  # being written; see extra.pending_pages in mkdocs.yml
             assert (page.parent / target).exists(), f"{page.name}: {target}"
 
 

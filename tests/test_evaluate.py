@@ -199,7 +199,7 @@ def test_end_to_end_on_the_tiny_model(evaluate, tiny_model_dir, tmp_path, capsys
         assert len(row["mr_folds"]) == 10
     assert results["published"]["BERT CLS-vector"] == [78.68, 84.13]
     log = capsys.readouterr().out
-    assert "| last | pooler |" in log
+    assert "| `last` | `pooler` |" in log
 
     # a second run finds the vectors in the cache directory: the same numbers
     import skbert
