@@ -13,7 +13,9 @@ clock starts (cluster start and model load are reported apart as "warm-up").
 The three layouts then run in turns, ``--repeat`` rounds, and each keeps its
 best time, so that a machine shared with other jobs disturbs them alike. Texts/s
 and the ratios are printed, and the Dask vectors are checked against the
-in-process ones.
+in-process ones. CPU seconds per 1,000 texts (all threads of the process or
+of the workers) are printed too: unlike texts/s, they hardly change when other
+jobs share the machine.
 
 Usage::
 
@@ -29,6 +31,7 @@ import contextlib
 import csv
 import os
 import platform
+import resource
 import tempfile
 import time
 
@@ -59,6 +62,12 @@ class TorchThreads(WorkerPlugin):
         torch.set_num_threads(self.n)
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process so far, all threads (user + system)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def start_cluster(
     stack: contextlib.ExitStack, vectorizer, texts, workers: int, threads: int
 ) -> tuple[Client, float]:
@@ -80,22 +89,25 @@ def start_cluster(
     return client, time.perf_counter() - start
 
 
-def run_on(client: Client, vectorizer, frame) -> tuple[float, np.ndarray]:
-    """Seconds of one Parquet job on ``client``, and the vectors it wrote."""
+def run_on(client: Client, vectorizer, frame) -> tuple[float, float, np.ndarray]:
+    """Seconds and worker CPU seconds of one Parquet job, and the vectors written."""
     with (
         client.as_current(),
         tempfile.TemporaryDirectory(prefix="skbert-bench-") as out,
     ):
+        cpu = sum(client.run(cpu_seconds).values())
         start = time.perf_counter()
         skbert.dask.transform(vectorizer, frame).to_parquet(out)
         seconds = time.perf_counter() - start
-        return seconds, pd.read_parquet(out).sort_index().to_numpy()
+        cpu = sum(client.run(cpu_seconds).values()) - cpu
+        return seconds, cpu, pd.read_parquet(out).sort_index().to_numpy()
 
 
-def run_in_process(vectorizer, texts) -> tuple[float, np.ndarray]:
+def run_in_process(vectorizer, texts) -> tuple[float, float, np.ndarray]:
+    cpu = cpu_seconds()
     start = time.perf_counter()
     vectors = vectorizer.transform(texts)
-    return time.perf_counter() - start, vectors
+    return time.perf_counter() - start, cpu_seconds() - cpu, vectors
 
 
 def main() -> None:
@@ -145,6 +157,7 @@ def main() -> None:
     layouts = [(1, args.cores), (args.cores, 1)] if args.cores > 1 else [(1, 1)]
     names = ["in-process", *(f"{w} worker(s) x {t} thread(s)" for w, t in layouts)]
     best = dict.fromkeys(names, np.inf)
+    best_cpu = dict.fromkeys(names, np.inf)
     warm_up: dict[str, float] = {}
     with contextlib.ExitStack() as stack:
         clients = {}
@@ -153,21 +166,24 @@ def main() -> None:
                 stack, vectorizer, texts, workers, threads
             )
         for _ in range(args.repeat):
-            seconds, expected = run_in_process(vectorizer, texts)
+            seconds, cpu, expected = run_in_process(vectorizer, texts)
             best["in-process"] = min(best["in-process"], seconds)
+            best_cpu["in-process"] = min(best_cpu["in-process"], cpu)
             for name, client in clients.items():
-                seconds, written = run_on(client, vectorizer, frame)
+                seconds, cpu, written = run_on(client, vectorizer, frame)
                 best[name] = min(best[name], seconds)
+                best_cpu[name] = min(best_cpu[name], cpu)
                 gap = float(np.abs(written - expected).max())
                 assert gap < 1e-4, f"{name}: vectors differ by {gap} from in-process"
 
-    print(f"{'layout':36} {'seconds':>8} {'texts/s':>8} {'warm-up':>8}")
+    print(f"{'layout':36} {'seconds':>8} {'texts/s':>8} {'cpu-s/1k':>8} {'warm-up':>8}")
     for name in names:
         speed = len(texts) / best[name]
+        cpu = 1000 * best_cpu[name] / len(texts)
         warm = f"{warm_up[name]:7.1f}s" if name in warm_up else ""
         torch_threads = f"{args.cores} threads" if name == "in-process" else ""
         label = f"{name} {torch_threads}".strip()
-        print(f"{label:36} {best[name]:8.2f} {speed:8.0f} {warm:>8}")
+        print(f"{label:36} {best[name]:8.2f} {speed:8.0f} {cpu:8.2f} {warm:>8}")
     if len(names) == 3:
         one, many = best[names[1]], best[names[2]]
         print(f"{args.cores} workers vs 1 worker:   {one / many:.2f} x")
