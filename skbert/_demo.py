@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ._cli_options import at_least
+
 __all__ = ["add_arguments", "run"]
 
 DEFAULT_OUTPUT = "skbert-demo.joblib"
@@ -54,21 +56,6 @@ _MISSING_MODEL = (
 )
 
 
-def _at_least(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected an integer, got {text!r}"
-            ) from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``skbert demo`` options to ``parser``."""
     from .datasets import SENTIMENT_SOURCES
@@ -95,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--cv",
-        type=_at_least(2),
+        type=at_least(2),
         default=5,
         metavar="K",
         help="stratified cross-validation folds for the grid search "
@@ -103,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--batch-size",
-        type=_at_least(1),
+        type=at_least(1),
         default=128,
         metavar="N",
         help="texts per forward pass (default: %(default)s)",
