@@ -1,8 +1,8 @@
 """The Ray Data recipe of ``docs/scaling.md`` on a local two-CPU Ray.
 
-Skipped when ray is not installed (it is not in the ``test`` extra). Oracle:
-the same fitted vectorizer's in-process ``transform``; each actor also
-reports how many times its process loaded a model.
+Ray comes with the ``test`` extra (``skbert[ray]``); the test is skipped where
+it is not installed. Oracle: the same fitted vectorizer's in-process
+``transform``; each actor also reports how many times its process loaded a model.
 """
 
 from __future__ import annotations
@@ -61,14 +61,17 @@ def vectorize_class():
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}},
-    )
-    yield ray
-    ray.shutdown()
+    with pytest.MonkeyPatch.context() as patch:
+        # No usage report leaves the test machine (it has no internet anyway).
+        patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}},
+        )
+        yield ray
+        ray.shutdown()
 
 
 def test_map_batches_with_actors_matches_in_process(local_ray, tiny_model_dir, texts):
