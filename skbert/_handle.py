@@ -165,8 +165,12 @@ class ModelHandle:
                     loaded = self._load_again(device, dtype)
                 else:
                     loaded = self._load_onnx(backend)
-            self._bundle = None  # the loaded model can re-create it when pickled
-            return self._remember(loaded)
+            self._remember(loaded)
+            if self._loaded is not None:
+                # A torch model re-creates the bundle when pickled. An ONNX
+                # model cannot: until a torch model is held, the bundle stays.
+                self._bundle = None
+            return loaded
 
     def _load_onnx(self, backend: str) -> LoadedModel:
         import torch

@@ -4,6 +4,7 @@ path (itself checked against transformers in test_oracles.py)."""
 
 from __future__ import annotations
 
+import pickle
 import threading
 
 import numpy as np
@@ -62,6 +63,17 @@ def test_onnx_export_is_cached_by_fingerprint(
     vectorizer(other, backend="onnx").fit(texts)
     assert len(exports) == 2
     assert len([p for p in onnx_home.iterdir() if p.is_dir()]) == 2
+
+
+def test_weights_pickle_saved_again_after_onnx_use_keeps_the_weights(
+    tiny_model_dir, texts, onnx_home
+):
+    fitted = vectorizer(tiny_model_dir, backend="onnx").fit(texts)
+    expected = fitted.transform(texts)
+    restored = pickle.loads(pickle.dumps(fitted))  # the weights travel inside
+    restored.transform(texts)  # served by the ONNX model loaded in this process
+    again = pickle.loads(pickle.dumps(restored))
+    np.testing.assert_allclose(again.transform(texts), expected, rtol=0, atol=1e-6)
 
 
 def test_onnx_cache_entries_are_not_served_to_torch(tiny_model_dir, texts, onnx_home):
