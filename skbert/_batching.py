@@ -42,8 +42,9 @@ class BatchPlan:
 
     batch_size: int
     max_length: int
+    #: Texts tokenized (and length-sorted) at a time.
+    chunk_size: int
     max_batch_tokens: int | None = None
-    chunk_size: int = 8192
 
 
 @dataclass
@@ -222,9 +223,11 @@ def iter_pooled(
     *,
     report: RunReport,
     bar: Any,
-) -> Iterator[tuple[list[int], np.ndarray]]:
-    """Yield ``(positions in texts, pooled vectors)`` batch by batch.
+) -> Iterator[tuple[list[int], np.ndarray, list[bool]]]:
+    """Yield ``(positions in texts, pooled vectors, truncated)`` batch by batch.
 
+    ``truncated`` says, for each text of the batch, whether it was cut to
+    ``plan.max_length`` tokens (all of them are also in ``report.truncated``).
     ``models`` holds one loaded model per device; batches are dealt to them in
     turn, at most two per device in flight, and yielded in the order dealt.
     """
@@ -238,23 +241,26 @@ def iter_pooled(
             chunk = texts[start : start + plan.chunk_size]
             ids, cut = tokenize(tokenizer, chunk, plan.max_length)
             report.truncated.extend(start + i for i in cut)
+            cut_rows = set(cut)
             for rows in plan_batches([len(row) for row in ids], plan):
                 positions = [start + i for i in rows]
+                truncated = [i in cut_rows for i in rows]
                 token_rows = [ids[i] for i in rows]
                 runner = runners[dealt % len(runners)]
                 dealt += 1
                 if pool is None:
-                    yield positions, runner(token_rows)
+                    yield positions, runner(token_rows), truncated
                     bar.update(len(rows))
                     continue
-                pending.append((positions, pool.submit(runner, token_rows)))
+                future = pool.submit(runner, token_rows)
+                pending.append((positions, future, truncated))
                 while len(pending) >= 2 * len(runners):
-                    done_positions, future = pending.popleft()
-                    yield done_positions, future.result()
+                    done_positions, future, done_truncated = pending.popleft()
+                    yield done_positions, future.result(), done_truncated
                     bar.update(len(done_positions))
         while pending:
-            done_positions, future = pending.popleft()
-            yield done_positions, future.result()
+            done_positions, future, done_truncated = pending.popleft()
+            yield done_positions, future.result(), done_truncated
             bar.update(len(done_positions))
     finally:
         if pool is not None:

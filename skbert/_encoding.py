@@ -45,8 +45,8 @@ class EncodingSpec:
     layers: tuple[int, ...]  # absolute indices into the hidden states
     normalize: bool
     max_length: int
-    batch_size: int = 128
-    max_batch_tokens: int | None = 16384
+    batch_size: int
+    max_batch_tokens: int | None
 
 
 def _progress(total: int, batch_size: int, show: bool | None) -> Any:
@@ -127,7 +127,7 @@ def _encode_rows(
     )
     local = RunReport()
     with _progress(len(rows), spec.batch_size, show_progress_bar) as bar:
-        for positions, pooled in iter_pooled(
+        for positions, pooled, truncated in iter_pooled(
             [texts[row] for row in rows],
             models,
             spec.layers,
@@ -138,8 +138,7 @@ def _encode_rows(
         ):
             batch_rows = [rows[p] for p in positions]
             if keep is not None:
-                cut = set(local.truncated)  # each chunk is tokenized before its batches
-                keep(batch_rows, pooled, [p in cut for p in positions])
+                keep(batch_rows, pooled, truncated)
             out[batch_rows] = _finish(pooled[:, which], spec.normalize)
     report.truncated.extend(rows[p] for p in local.truncated)
     report.out_of_memory_splits.extend(local.out_of_memory_splits)
