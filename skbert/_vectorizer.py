@@ -229,16 +229,11 @@ class BertCLSVectorizer(
             If ``pooling="pooler"`` and the checkpoint has no trained pooler,
             or ``layers``/``max_length`` do not fit the model.
         """
-        from ._device import resolve_devices, resolve_dtype
+        from ._device import resolve_dtype
         from ._handle import ModelHandle, ModelSource
 
         check_texts(X)
-        if self.backend == "onnx":  # device options are checked with the spec
-            import torch
-
-            device = torch.device("cpu")
-        else:
-            device = resolve_devices(self.device)[0]
+        device = self._devices()[0]
         source = ModelSource(
             name=os.fspath(self.model_name_or_path),
             revision=self.revision,
@@ -253,7 +248,7 @@ class BertCLSVectorizer(
         )
         self._encoding_spec(handle)  # refuse unsupported options before fitting
         if self.backend == "onnx":  # export (once per checkpoint) and verify now
-            handle.get(device, torch.float32, "onnx", self.quantize)
+            self._models(handle)
         self.model_ = handle
         self.hidden_size_ = handle.hidden_size
         self.n_layers_ = handle.n_hidden_states
@@ -307,24 +302,31 @@ class BertCLSVectorizer(
             return np.empty((0, self.hidden_size_), dtype=np.float32)
         return encode(
             texts,
-            self._models(),
+            self._models(self.model_),
             spec,
             show_progress_bar=self.show_progress_bar,
             store=get_store(self.cache),
         )
 
-    def _models(self) -> list[Any]:
-        """The fitted checkpoint loaded on every device to run on."""
-        from ._device import resolve_devices, resolve_dtype
+    def _devices(self) -> list[Any]:
+        """The torch devices to run on: the CPU for ONNX Runtime."""
+        import torch
 
-        if self.backend == "onnx":
-            import torch
+        from ._device import resolve_devices
 
-            cpu = torch.device("cpu")
-            return [self.model_.get(cpu, torch.float32, "onnx", self.quantize)]
+        if self.backend == "onnx":  # device options are checked with the spec
+            return [torch.device("cpu")]
+        return resolve_devices(self.device)
+
+    def _models(self, handle: Any) -> list[Any]:
+        """``handle``'s checkpoint loaded on every device to run on."""
+        from ._device import resolve_dtype
+
         return [
-            self.model_.get(device, resolve_dtype(self.dtype, device))
-            for device in resolve_devices(self.device)
+            handle.get(
+                device, resolve_dtype(self.dtype, device), self.backend, self.quantize
+            )
+            for device in self._devices()
         ]
 
     def _encoding_spec(self, handle: Any) -> Any:
