@@ -31,11 +31,12 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ._filelock import file_lock
 
 __all__ = [
     "DiskStore",
@@ -255,19 +256,10 @@ class DiskStore:
                 conn.execute("ROLLBACK")
             raise
 
-    @contextlib.contextmanager
-    def compute_lock(self, prefix: bytes) -> Iterator[None]:
+    def compute_lock(self, prefix: bytes) -> contextlib.AbstractContextManager:
         """Only one process at a time computes the vectors of ``prefix``."""
-        import fcntl
-
-        self.directory.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha256(prefix).hexdigest()[:16]
-        with open(self.directory / f"lock-{name}", "a+b") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return file_lock(self.directory / f"lock-{name}")
 
     def info(self) -> dict[str, Any]:
         conn = self._connect()

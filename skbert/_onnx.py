@@ -13,18 +13,18 @@ before first use.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import logging
 import os
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ._filelock import file_lock
 
 if TYPE_CHECKING:
     from ._loading import LoadedModel
@@ -90,19 +90,6 @@ def _check_architecture(model: Any) -> None:
             f"backend='onnx' supports BERT-architecture encoders; "
             f"{type(model).__name__} is not one. Use backend='torch'."
         )
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _export(loaded: LoadedModel, target: Path) -> None:
@@ -252,14 +239,15 @@ def load_onnx(loaded: LoadedModel, *, quantize: bool) -> LoadedModel:
     tag = f"v{_EXPORT_VERSION}-ort{onnxruntime.__version__}"
     fused = folder / f"model-{tag}.onnx"
     int8 = folder / f"model-{tag}-int8.onnx"
-    with _file_lock(folder / "export.lock"):
+    with file_lock(folder / "export.lock"):
         if not fused.exists():
             _export(loaded, fused)
-            _verify(OnnxModel(_session(fused), loaded.has_pooler), loaded)
+            if quantize:  # int8 weights only from a float32 graph that was checked
+                _verify(OnnxModel(_session(fused), loaded.has_pooler), loaded)
         if quantize and not int8.exists():
             _quantize(fused, int8)
     model = OnnxModel(_session(int8 if quantize else fused), loaded.has_pooler)
-    if not quantize:
+    if not quantize:  # every load: a stale or damaged file is refused too
         _verify(model, loaded)
     return dataclasses.replace(
         loaded,

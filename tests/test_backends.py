@@ -65,6 +65,25 @@ def test_onnx_export_is_cached_by_fingerprint(
     assert len([p for p in onnx_home.iterdir() if p.is_dir()]) == 2
 
 
+@pytest.mark.parametrize("quantize", [False, True])
+def test_an_export_that_differs_from_torch_is_refused(
+    tiny_model_dir, texts, onnx_home, monkeypatch, quantize
+):
+    export_module = skbert._onnx._export_module
+
+    def off_by_one_percent(bert):
+        module = export_module(bert)
+        forward = module.forward
+        module.forward = lambda *args: tuple(1.01 * out for out in forward(*args))
+        return module
+
+    monkeypatch.setattr(skbert._onnx, "_export_module", off_by_one_percent)
+    estimator = vectorizer(tiny_model_dir, backend="onnx", quantize=quantize)
+    with pytest.raises(RuntimeError, match="differs from the torch model"):
+        estimator.fit(texts)
+    assert not list(onnx_home.rglob("*int8*"))  # nothing quantized from it
+
+
 def test_weights_pickle_saved_again_after_onnx_use_keeps_the_weights(
     tiny_model_dir, texts, onnx_home
 ):
