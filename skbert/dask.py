@@ -88,13 +88,15 @@ def _compute(estimator: Any, output: _Output, texts: Any) -> np.ndarray:
     return values.astype(_numpy_dtype(output.dtype), copy=False)
 
 
-def _frame_partition(part: Any, estimator: Any, output: _Output) -> Any:
-    values = _compute(estimator, output, part)
+def _as_frame(values: np.ndarray, index: Any, output: _Output) -> Any:
+    """``values`` as the declared Series or DataFrame on ``index``."""
     if output.columns is None:
-        return pd.Series(values, index=part.index, name=PREDICTION_NAME).astype(
-            output.dtype
-        )
-    return pd.DataFrame(values, index=part.index, columns=list(output.columns))
+        return pd.Series(values, index=index, name=PREDICTION_NAME).astype(output.dtype)
+    return pd.DataFrame(values, index=index, columns=list(output.columns))
+
+
+def _frame_partition(part: Any, estimator: Any, output: _Output) -> Any:
+    return _as_frame(_compute(estimator, output, part), part.index, output)
 
 
 def _array_partition(part: Any, estimator: Any, output: _Output) -> np.ndarray:
@@ -134,19 +136,11 @@ def _shared(estimator: Any) -> Any:
 
 def _apply(estimator: Any, texts: Any, output: _Output) -> Any:
     if isinstance(texts, (dd.Series, dd.DataFrame)):
-        if output.columns is None:
-            meta = pd.Series(
-                output.empty(), index=texts._meta.index, name=PREDICTION_NAME
-            ).astype(output.dtype)
-        else:
-            meta = pd.DataFrame(
-                output.empty(), index=texts._meta.index, columns=list(output.columns)
-            )
         return texts.map_partitions(
             _frame_partition,
             _shared(estimator),
             output,
-            meta=meta,
+            meta=_as_frame(output.empty(), texts._meta.index, output),
             align_dataframes=False,
         )
     dtype = _numpy_dtype(output.dtype)
