@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["resolve_device", "resolve_dtype"]
+__all__ = ["resolve_device", "resolve_devices", "resolve_dtype"]
+
+
+def _mps_available() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
 
 
 def resolve_device(device: str) -> torch.device:
@@ -24,8 +31,7 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
+        if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
     try:
@@ -47,9 +53,7 @@ def resolve_device(device: str) -> torch.device:
                 f"device={device!r} but only {torch.cuda.device_count()} CUDA "
                 "device(s) are visible."
             )
-    if resolved.type == "mps" and not (
-        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
-    ):
+    if resolved.type == "mps" and not _mps_available():
         raise ValueError(
             f"device={device!r} but MPS is not available; use device='auto' or 'cpu'."
         )

@@ -50,17 +50,11 @@ _SAFE_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 _PICKLE_WEIGHT_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 #: Environment variable that lets skbert load pickle-based weight files.
 ALLOW_PICKLE_WEIGHTS_ENV = "SKBERT_ALLOW_PICKLE_WEIGHTS"
+#: Files of which a checkpoint's tokenizer needs at least one (or any
+#: ``*.model`` SentencePiece file): without them transformers 5 builds a
+#: 5-token vocabulary and every word becomes [UNK].
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json")
 #: Config entries that do not change what the model computes.
-#: Files of which a checkpoint's tokenizer needs at least one: without them
-#: transformers 5 builds a 5-token vocabulary and every word becomes [UNK].
-_TOKENIZER_FILES = (
-    "tokenizer.json",
-    "vocab.txt",
-    "vocab.json",
-    "spiece.model",
-    "sentencepiece.bpe.model",
-    "tokenizer.model",
-)
 _CONFIG_VOLATILE_KEYS = frozenset(
     {
         "_name_or_path",
