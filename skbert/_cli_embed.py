@@ -28,10 +28,12 @@ from typing import Any
 import numpy as np
 
 from ._cli_options import (
+    POOLINGS,
+    add_batch_size_argument,
+    add_device_argument,
     add_source_arguments,
     at_least,
     cache_value,
-    device_value,
     layers_value,
 )
 
@@ -55,8 +57,6 @@ OUTPUT_FORMATS = {".npy": "npy", ".parquet": "parquet", ".pq": "parquet"}
 #: Name of the Parquet output column (a fixed-size list of float32 per row).
 PARQUET_COLUMN = "embedding"
 DEFAULT_COLUMN = "text"
-#: The vectorizer's poolings (kept here so that ``--help`` needs no scikit-learn).
-POOLINGS = ("cls", "pooler", "mean", "max")
 _NEEDS_PYARROW = (
     "Parquet files need the pyarrow package: pip install pyarrow "
     '(or pip install "skbert[dask]", which includes it).'
@@ -441,13 +441,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="TOKENS",
         help="truncate texts to this many tokens (default: the model's limit)",
     )
-    vectorizer.add_argument(
-        "--batch-size",
-        type=at_least(1),
-        default=128,
-        metavar="N",
-        help="texts per forward pass (default: %(default)s)",
-    )
+    add_batch_size_argument(vectorizer)
     vectorizer.add_argument(
         "--max-batch-tokens",
         type=at_least(1),
@@ -456,14 +450,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="at most this many padded tokens per forward pass, a memory guard for "
         "long texts (default: %(default)s)",
     )
-    vectorizer.add_argument(
-        "--device",
-        type=device_value,
-        default="auto",
-        help='torch device: "auto" (CUDA, then MPS, else CPU), "cpu", "cuda:1", '
-        '"cuda" (every visible GPU) or a comma list such as cuda:0,cuda:1 '
-        "(default: %(default)s)",
-    )
+    add_device_argument(vectorizer)
     vectorizer.add_argument(
         "--dtype",
         choices=["float32", "float16", "bfloat16", "auto"],

@@ -11,12 +11,18 @@ import argparse
 from collections.abc import Callable
 
 __all__ = [
+    "POOLINGS",
+    "add_batch_size_argument",
+    "add_device_argument",
     "add_source_arguments",
     "at_least",
     "cache_value",
     "device_value",
     "layers_value",
 ]
+
+#: The vectorizer's poolings (kept here so that ``--help`` needs no scikit-learn).
+POOLINGS = ("cls", "pooler", "mean", "max")
 
 
 def at_least(minimum: int) -> Callable[[str], int]:
@@ -63,7 +69,7 @@ def device_value(text: str) -> str | list[str]:
     return parts[0] if len(parts) == 1 else parts
 
 
-def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+def add_source_arguments(parser: argparse._ActionsContainer) -> None:
     """Options saying where the checkpoint comes from (hub revision, trust)."""
     parser.add_argument(
         "--revision",
@@ -81,4 +87,27 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow the checkpoint to run its own Python code (only for models "
         "whose author you trust)",
+    )
+
+
+def add_batch_size_argument(parser: argparse._ActionsContainer) -> None:
+    """``--batch-size``, with the vectorizer's default."""
+    parser.add_argument(
+        "--batch-size",
+        type=at_least(1),
+        default=128,
+        metavar="N",
+        help="texts per forward pass (default: %(default)s)",
+    )
+
+
+def add_device_argument(parser: argparse._ActionsContainer) -> None:
+    """``--device``: one torch device, or a comma list of them."""
+    parser.add_argument(
+        "--device",
+        type=device_value,
+        default="auto",
+        help='torch device: "auto" (CUDA, then MPS, else CPU), "cpu", "cuda:1", '
+        '"cuda" (every visible GPU) or a comma list such as cuda:0,cuda:1 '
+        "(default: %(default)s)",
     )

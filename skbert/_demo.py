@@ -16,12 +16,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._cli_options import at_least
+from ._cli_options import (
+    POOLINGS,
+    add_batch_size_argument,
+    add_device_argument,
+    at_least,
+)
 
 __all__ = ["add_arguments", "run"]
 
 DEFAULT_OUTPUT = "skbert-demo.joblib"
-POOLINGS = ("cls", "pooler", "mean", "max")
 TEST_SIZE = 0.2
 RANDOM_STATE = 0
 LABEL_NAMES = {0: "negative", 1: "positive"}
@@ -88,19 +92,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stratified cross-validation folds for the grid search "
         "(default: %(default)s)",
     )
-    parser.add_argument(
-        "--batch-size",
-        type=at_least(1),
-        default=128,
-        metavar="N",
-        help="texts per forward pass (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        help='torch device: "auto" (CUDA, then MPS, else CPU), "cpu", "cuda:0", ... '
-        "(default: %(default)s)",
-    )
+    add_batch_size_argument(parser)
+    add_device_argument(parser)
     parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
