@@ -13,6 +13,9 @@ import os
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
+from helpers import vectorizer
+
 import skbert._batching
 from skbert import BertCLSVectorizer
 
@@ -46,3 +49,24 @@ def logged_rows(cache_dir: Path) -> tuple[int, set[int]]:
     lines = (cache_dir / LOG_NAME).read_text().split()
     pids = {int(pid) for pid in lines[0::2]}
     return sum(int(n) for n in lines[1::2]), pids
+
+
+def forwarded_rows(cache: str | Path) -> int:
+    """Rows forwarded by ``CountingVectorizer`` with this ``cache``."""
+    if cache == "auto":
+        return sum(CountingVectorizer.rows)
+    if not (Path(cache) / LOG_NAME).exists():
+        return 0
+    return logged_rows(Path(cache))[0]
+
+
+def assert_resumes(folder: str | Path, cache: str | Path, texts, stored: int) -> None:
+    """A rerun over ``texts`` forwards only those not ``stored`` in ``cache`` yet,
+    and gives the vectors of a cold run (within batch-invariance noise: the
+    rerun batches only the missing texts, so padding differs)."""
+    again = CountingVectorizer(
+        model_name_or_path=str(folder), device="cpu", cache=str(cache)
+    ).fit_transform(texts)
+    assert forwarded_rows(cache) == len(texts) - stored
+    cold = vectorizer(folder).fit_transform(texts)
+    np.testing.assert_allclose(again, cold, atol=1e-5, rtol=0)

@@ -10,7 +10,9 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -178,6 +180,28 @@ class BertOracle:
         return np.stack([self.vector(text, pooling, **kwargs) for text in texts])
 
 
+def distinct_texts(n: int, seed: int = 0, longest: int = 14) -> list[str]:
+    """``n`` different texts of 1 to ``longest - 1`` random words (and a number)."""
+    rng = np.random.default_rng(seed)
+    return [
+        " ".join(rng.choice(WORDS, size=rng.integers(1, longest))) + f" {seed}-{i}"
+        for i in range(n)
+    ]
+
+
+def in_threads(callers: Sequence[int], work: Callable[[int], object]) -> list:
+    """``work(caller)`` for each caller, in as many threads, all started at once;
+    the results in the order of ``callers``."""
+    start = threading.Barrier(len(callers))
+
+    def run(caller: int) -> object:
+        start.wait()
+        return work(caller)
+
+    with ThreadPoolExecutor(max_workers=len(callers)) as pool:
+        return list(pool.map(run, callers))
+
+
 def vectorizer(folder: str | os.PathLike, **params) -> skbert.BertCLSVectorizer:
     """A CPU vectorizer on ``folder`` with the embedding cache off unless asked.
 
@@ -216,6 +240,45 @@ def start_python(code: str, *, cwd: str | os.PathLike) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def start_storing_child(
+    folder: str | os.PathLike,
+    cache: str | os.PathLike,
+    texts: list[str],
+    *,
+    batch_size: int,
+    cwd: str | os.PathLike,
+    pause: float = 0.0,
+) -> subprocess.Popen:
+    """A fresh process encoding ``texts`` into the cache directory ``cache``; it
+    prints ``stored N`` after each batch it stores, then sleeps ``pause`` s."""
+    code = f"""
+        import time
+        import skbert._cache as c
+        from skbert import BertCLSVectorizer
+        put = c.DiskStore.put_many
+        def reporting_put(self, items):
+            put(self, items)
+            print("stored", len(items), flush=True)
+            time.sleep({pause!r})
+        c.DiskStore.put_many = reporting_put
+        BertCLSVectorizer(model_name_or_path={str(folder)!r}, device="cpu",
+                          batch_size={batch_size}, cache={str(cache)!r}
+                          ).fit_transform({texts!r})
+    """
+    return start_python(code, cwd=cwd)
+
+
+def read_stored(child: subprocess.Popen, at_least: int) -> int:
+    """Rows the child of :func:`start_storing_child` stored, read from its
+    output until there are ``at_least`` (or it ends)."""
+    stored = 0
+    for line in child.stdout:
+        stored += int(line.split()[1])
+        if stored >= at_least:
+            break
+    return stored
 
 
 def finish_python(process: subprocess.Popen, timeout: float = 300) -> str:

@@ -14,24 +14,20 @@ import warnings
 
 import numpy as np
 import pytest
-from counting import CountingVectorizer, logged_rows
-from helpers import POOLINGS, start_python, vectorizer
+from counting import CountingVectorizer, assert_resumes, logged_rows
+from helpers import (
+    POOLINGS,
+    distinct_texts,
+    read_stored,
+    start_storing_child,
+    vectorizer,
+)
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 import skbert
-
-
-def distinct_texts(n: int) -> list[str]:
-    words = "the film was good bad dull great long short fun boring story cast".split()
-    rng = np.random.default_rng(0)
-    texts = {
-        " ".join(rng.choice(words, size=rng.integers(1, 12))) + f" {i}"
-        for i in range(n)
-    }
-    return sorted(texts)
 
 
 def search(folder, texts, cache, grid=None, n_jobs=1):
@@ -235,37 +231,14 @@ def test_killed_process_leaves_a_usable_cache(tiny_model_dir, tmp_path):
     """SIGKILL during a cached transform; a rerun encodes only what is missing."""
     texts = distinct_texts(600)
     cache = tmp_path / "cache"
-    code = f"""
-        import time
-        import skbert._cache as c
-        from skbert import BertCLSVectorizer
-        texts = {texts!r}
-        put = c.DiskStore.put_many
-        def slow_put(self, items):
-            put(self, items)
-            print("stored", len(items), flush=True)
-            time.sleep(0.2)
-        c.DiskStore.put_many = slow_put
-        BertCLSVectorizer(model_name_or_path={str(tiny_model_dir)!r}, device="cpu",
-                          batch_size=16, cache={str(cache)!r}).fit_transform(texts)
-    """
-    child = start_python(code, cwd=tmp_path)
-    stored = 0
-    for line in child.stdout:
-        stored += int(line.split()[1])
-        if stored >= 64:
-            child.send_signal(signal.SIGKILL)
-            break
+    child = start_storing_child(
+        tiny_model_dir, cache, texts, batch_size=16, cwd=tmp_path, pause=0.2
+    )
+    stored = read_stored(child, 64)
+    child.send_signal(signal.SIGKILL)
     child.wait(timeout=60)
     assert child.returncode == -signal.SIGKILL
     time.sleep(0.1)
     entries = skbert.cache_info(cache)["entries"]
     assert stored <= entries < len(texts)
-    (cache / "forward-rows.log").unlink(missing_ok=True)
-    warm = CountingVectorizer(
-        model_name_or_path=str(tiny_model_dir), device="cpu", cache=str(cache)
-    ).fit_transform(texts)
-    assert logged_rows(cache)[0] == len(texts) - entries
-    # the rerun batches the missing texts differently: batch-invariance tolerance
-    cold = vectorizer(tiny_model_dir).fit_transform(texts)
-    np.testing.assert_allclose(warm, cold, rtol=0, atol=1e-5)
+    assert_resumes(tiny_model_dir, cache, texts, entries)

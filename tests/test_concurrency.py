@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pytest
-from helpers import WORDS, vectorizer
+from helpers import WORDS, in_threads, vectorizer
 
 
 @pytest.mark.parametrize("cache", [None, "auto"])
@@ -25,14 +22,11 @@ def test_four_threads_each_get_their_own_correct_vectors(
     expected = [tiny_oracle.vectors(texts, "mean") for texts in per_thread]
     estimator = vectorizer(tiny_model_dir, pooling="mean", batch_size=5, cache=cache)
     estimator.fit([])
-    start = threading.Barrier(4)
 
     def work(thread: int) -> list[np.ndarray]:
-        start.wait()
         return [estimator.transform(per_thread[thread]) for _ in range(3)]
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(work, range(4)))
+    results = in_threads(range(4), work)
 
     for thread, runs in enumerate(results):
         for vectors in runs:

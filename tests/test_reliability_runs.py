@@ -16,38 +16,27 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from counting import CountingVectorizer, logged_rows
-from helpers import WORDS, start_python, vectorizer
+from counting import CountingVectorizer, assert_resumes
+from helpers import (
+    distinct_texts,
+    in_threads,
+    read_stored,
+    start_storing_child,
+    vectorizer,
+)
 from sklearn.base import clone
 
 import skbert
 import skbert._cache
 
 
-def distinct_texts(n: int, seed: int = 0, longest: int = 14) -> list[str]:
-    rng = np.random.default_rng(seed)
-    return [
-        " ".join(rng.choice(WORDS, size=rng.integers(1, longest))) + f" {seed}-{i}"
-        for i in range(n)
-    ]
-
-
 @pytest.fixture(autouse=True)
 def _reset_counter():
     CountingVectorizer.rows.clear()
     yield
-
-
-def forwarded_rows(cache) -> int:
-    if cache == "auto":
-        return sum(CountingVectorizer.rows)
-    if not (cache / "forward-rows.log").exists():
-        return 0
-    return logged_rows(cache)[0]
 
 
 def assert_compute_locks_free(cache_dir) -> None:
@@ -66,12 +55,6 @@ def assert_database_writable(cache_dir) -> None:
         conn.execute("ROLLBACK")
     finally:
         conn.close()
-
-
-def assert_same_as_cold(vectors, folder, texts) -> None:
-    # A rerun batches only the missing texts, so padding differs: float noise.
-    cold = vectorizer(folder).fit_transform(texts)
-    np.testing.assert_allclose(vectors, cold, atol=1e-5, rtol=0)
 
 
 # -- KeyboardInterrupt ------------------------------------------------------
@@ -105,12 +88,7 @@ def test_keyboard_interrupt_mid_transform_loses_nothing(
         assert_database_writable(cache)
 
     # the same process goes on (as in a notebook after Ctrl-C)
-    again = CountingVectorizer(
-        model_name_or_path=str(tiny_model_dir), device="cpu", cache=str(cache)
-    ).fit_transform(texts)
-
-    assert forwarded_rows(cache) == len(texts) - stored
-    assert_same_as_cold(again, tiny_model_dir, texts)
+    assert_resumes(tiny_model_dir, cache, texts, stored)
 
 
 BLOCKER = """
@@ -166,35 +144,18 @@ def test_ctrl_c_while_waiting_for_another_writer_leaves_the_cache_usable(
 
     assert_database_writable(cache)  # no write transaction left open
     assert_compute_locks_free(cache)
-    again = CountingVectorizer(
-        model_name_or_path=str(tiny_model_dir), device="cpu", cache=str(cache)
-    ).fit_transform(texts)
-    assert forwarded_rows(cache) == len(texts) - 1
-    assert_same_as_cold(again, tiny_model_dir, texts)
+    assert_resumes(tiny_model_dir, cache, texts, 1)
 
 
 def test_sigint_to_a_process_mid_transform_loses_nothing(tiny_model_dir, tmp_path):
     """A real Ctrl-C, at whatever point the child is, after >= 64 stored rows."""
     texts = distinct_texts(500, seed=1)
     cache = tmp_path / "cache"
-    code = f"""
-        import skbert._cache as c
-        from skbert import BertCLSVectorizer
-        put = c.DiskStore.put_many
-        def reporting_put(self, items):
-            put(self, items)
-            print("stored", len(items), flush=True)
-        c.DiskStore.put_many = reporting_put
-        BertCLSVectorizer(model_name_or_path={str(tiny_model_dir)!r}, device="cpu",
-                          batch_size=8, cache={str(cache)!r}).fit_transform({texts!r})
-    """
-    child = start_python(code, cwd=tmp_path)
-    stored = 0
-    for line in child.stdout:
-        stored += int(line.split()[1])
-        if stored >= 64:
-            child.send_signal(signal.SIGINT)
-            break
+    child = start_storing_child(
+        tiny_model_dir, cache, texts, batch_size=8, cwd=tmp_path
+    )
+    stored = read_stored(child, 64)
+    child.send_signal(signal.SIGINT)
     _, stderr = child.communicate(timeout=120)
     assert child.returncode != 0 and "KeyboardInterrupt" in stderr, stderr
 
@@ -202,11 +163,7 @@ def test_sigint_to_a_process_mid_transform_loses_nothing(tiny_model_dir, tmp_pat
     assert stored <= entries < len(texts)
     assert_compute_locks_free(cache)
     assert_database_writable(cache)
-    again = CountingVectorizer(
-        model_name_or_path=str(tiny_model_dir), device="cpu", cache=str(cache)
-    ).fit_transform(texts)
-    assert forwarded_rows(cache) == len(texts) - entries
-    assert_same_as_cold(again, tiny_model_dir, texts)
+    assert_resumes(tiny_model_dir, cache, texts, entries)
 
 
 # -- threads ----------------------------------------------------------------
@@ -221,14 +178,11 @@ def test_eight_threads_share_one_fitted_vectorizer(tiny_model_dir, tmp_path, cac
     model = vectorizer(tiny_model_dir, pooling="mean", batch_size=8).fit([])
     expected = [model.transform(texts) for texts in per_thread]
     model.set_params(cache=str(tmp_path / "cache") if cache == "directory" else cache)
-    start = threading.Barrier(8)
 
     def work(thread: int) -> list[np.ndarray]:
-        start.wait()
         return [model.transform(per_thread[thread]) for _ in range(2)]
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(work, range(8)))
+    results = in_threads(range(8), work)
 
     for thread, runs in enumerate(results):
         for vectors in runs:  # the second run is served from the cache
@@ -244,15 +198,12 @@ def test_threads_with_different_max_length_share_a_model_safely(tiny_model_dir):
     with pytest.warns(skbert.TruncationWarning):
         expected = [model.transform(texts) for model in models]
     callers = [i % len(models) for i in range(8)]
-    start = threading.Barrier(len(callers))
 
     def work(index: int) -> list[np.ndarray]:
-        start.wait()
         return [models[index].transform(texts) for _ in range(3)]
 
     with pytest.warns(skbert.TruncationWarning):
-        with ThreadPoolExecutor(max_workers=len(callers)) as pool:
-            results = list(pool.map(work, callers))
+        results = in_threads(callers, work)
 
     wrong = [
         (models[index].max_length, run)
@@ -264,17 +215,6 @@ def test_threads_with_different_max_length_share_a_model_safely(tiny_model_dir):
 
 
 # -- memory over a long stream ----------------------------------------------
-
-
-def rss_growth_per_chunk(model, chunks: list[list[str]]) -> list[float]:
-    import psutil
-
-    process = psutil.Process()
-    rss = []
-    for chunk in chunks:
-        model.transform(chunk)
-        rss.append(process.memory_info().rss / 2**20)
-    return rss
 
 
 @pytest.mark.slow
