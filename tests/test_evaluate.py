@@ -32,11 +32,14 @@ def evaluate():
     )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclass looks itself up there
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # as when run as a script
     try:
         spec.loader.exec_module(module)
         yield module
     finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
         sys.modules.pop(spec.name, None)
+        sys.modules.pop("_common", None)
 
 
 def noisy_problem(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

