@@ -76,7 +76,10 @@ def main() -> None:
         texts, labels = load_sentiment_sentences("yelp")
     else:
         texts, labels = read_tsv(args.data)
-    texts, labels = list(texts)[: args.n], np.asarray(labels)[: args.n]
+    # A random subset in file order: files sorted by label (mr.tsv) would give
+    # one class only. With --n at least the file's size, all texts, in order.
+    keep = np.sort(np.random.default_rng(0).permutation(len(texts))[: args.n])
+    texts, labels = [texts[i] for i in keep], np.asarray(labels)[keep]
 
     import torch
 
