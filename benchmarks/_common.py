@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+from typing import Any
 
 import numpy as np
 
@@ -32,3 +33,13 @@ def read_tsv(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
             texts.append(row[0])
             labels.append(int(row[1]))
     return texts, np.asarray(labels, dtype=np.int64)
+
+
+def load_texts(data: str | os.PathLike | None, shipped: str) -> tuple[list[str], Any]:
+    """The texts and labels of the TSV file ``data``, or, without one, of
+    skbert's shipped UCI sentences ``shipped`` ("yelp", ..., "all")."""
+    if data is None:
+        from skbert.datasets import load_sentiment_sentences
+
+        return load_sentiment_sentences(shipped)
+    return read_tsv(data)

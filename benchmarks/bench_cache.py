@@ -22,7 +22,7 @@ import platform
 import time
 
 import numpy as np
-from _common import default_model, read_tsv
+from _common import default_model, load_texts
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
@@ -70,12 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.model is None:
         args.model = default_model()
-    if args.data is None:
-        from skbert.datasets import load_sentiment_sentences
-
-        texts, labels = load_sentiment_sentences("yelp")
-    else:
-        texts, labels = read_tsv(args.data)
+    texts, labels = load_texts(args.data, "yelp")
     # A random subset in file order: files sorted by label (mr.tsv) would give
     # one class only. With --n at least the file's size, all texts, in order.
     keep = np.sort(np.random.default_rng(0).permutation(len(texts))[: args.n])

@@ -45,7 +45,7 @@ import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
-from _common import default_model, read_tsv
+from _common import default_model, load_texts
 from distributed import Client, LocalCluster, WorkerPlugin
 
 import skbert.dask
@@ -137,12 +137,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.model is None:
         args.model = default_model()
-    if args.data is None:
-        from skbert.datasets import load_sentiment_sentences
-
-        texts, _ = load_sentiment_sentences("all")
-    else:
-        texts, _ = read_tsv(args.data)
+    texts, _ = load_texts(args.data, "all")
     texts = list(texts)[: args.n]
 
     import torch
