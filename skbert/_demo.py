@@ -206,7 +206,8 @@ def run(args: argparse.Namespace) -> int:
         3,
         total,
         f"Grid search over pooling {poolings} with {args.cv}-fold cross-validation "
-        f"on the training sentences ({n_fits} fits; every fit encodes its fold) ...",
+        f"on the training sentences ({n_fits} fits; the embedding cache encodes each "
+        "sentence once for all of them) ...",
     )
     search = GridSearchCV(
         pipe,
