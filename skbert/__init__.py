@@ -7,16 +7,18 @@ vectorizer is fitted or used.
 from __future__ import annotations
 
 from ._cache import cache_info, clear_cache, set_memory_cache_limit
-from ._encoding import TruncationWarning
 from ._handle import FingerprintMismatchError
-from ._loading import clear_model_cache
+from ._registry import clear_model_cache
+from ._report import TruncationWarning
 from ._vectorizer import BertCLSVectorizer
+from ._versions import InconsistentVersionWarning
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BertCLSVectorizer",
     "FingerprintMismatchError",
+    "InconsistentVersionWarning",
     "TruncationWarning",
     "__version__",
     "cache_info",

@@ -11,8 +11,6 @@ several devices, batches go round-robin to one thread per device.
 
 from __future__ import annotations
 
-import threading
-import warnings
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,24 +24,21 @@ from ._pooling import POOLINGS
 if TYPE_CHECKING:
     import torch
 
-    from ._loading import LoadedModel
+    from ._checkpoint import LoadedModel
 
-__all__ = ["BatchPlan", "iter_pooled", "plan_batches", "pool_batch"]
-
-#: A fast tokenizer's call sets its truncation length on the Rust backend,
-#: which clones share; two threads with different max_length must not
-#: interleave between setting it and encoding.
-_TOKENIZER_LOCK = threading.Lock()
+__all__ = ["EncodingSpec", "RunReport", "iter_pooled", "plan_batches", "pool_batch"]
 
 
 @dataclass(frozen=True)
-class BatchPlan:
-    """How texts are cut into batches."""
+class EncodingSpec:
+    """What to compute for each text and how to batch it (validated against the
+    model beforehand)."""
 
-    batch_size: int
+    pooling: str
+    layers: tuple[int, ...]  # absolute indices into the hidden states
+    normalize: bool
     max_length: int
-    #: Texts tokenized (and length-sorted) at a time.
-    chunk_size: int
+    batch_size: int
     max_batch_tokens: int | None = None
 
 
@@ -55,29 +50,7 @@ class RunReport:
     out_of_memory_splits: list[int] = field(default_factory=list)
 
 
-def tokenize(
-    tokenizer: Any, texts: list[str], max_length: int
-) -> tuple[list[list[int]], list[int]]:
-    """Token ids per text, and the positions (in ``texts``) that were truncated."""
-    with _TOKENIZER_LOCK:
-        encoded = tokenizer(
-            texts,
-            truncation=True,
-            max_length=max_length,
-            padding=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
-    ids = encoded["input_ids"]
-    if getattr(encoded, "encodings", None):  # fast tokenizer: Rust reports overflow
-        cut = [i for i, enc in enumerate(encoded.encodings) if enc.overflowing]
-    else:
-        full = tokenizer(texts, truncation=False, return_attention_mask=False)
-        cut = [i for i, row in enumerate(full["input_ids"]) if len(row) > max_length]
-    return ids, cut
-
-
-def plan_batches(lengths: list[int], plan: BatchPlan) -> list[list[int]]:
+def plan_batches(lengths: list[int], plan: EncodingSpec) -> list[list[int]]:
     """Indices into ``lengths`` grouped into batches, longest texts first.
 
     A batch holds at most ``plan.batch_size`` texts and, when
@@ -182,17 +155,12 @@ class _Runner:
         poolings: tuple[str, ...],
         report: RunReport,
     ) -> None:
-        tokenizer = loaded.tokenizer
         self.loaded = loaded
         self.layers = layers
         self.poolings = poolings
         self.report = report
-        self.pad_id = (
-            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        )
-        self.with_token_types = "token_type_ids" in getattr(
-            tokenizer, "model_input_names", ()
-        )
+        self.pad_id = loaded.tokenizer.pad_id
+        self.with_token_types = loaded.tokenizer.with_token_types
 
     def __call__(self, rows: list[list[int]]) -> np.ndarray:
         import torch
@@ -217,34 +185,34 @@ class _Runner:
 def iter_pooled(
     texts: list[str],
     models: list[LoadedModel],
-    layers: tuple[int, ...],
+    spec: EncodingSpec,
     poolings: tuple[str, ...],
-    plan: BatchPlan,
     *,
+    chunk_size: int,
     report: RunReport,
     bar: Any,
 ) -> Iterator[tuple[list[int], np.ndarray, list[bool]]]:
     """Yield ``(positions in texts, pooled vectors, truncated)`` batch by batch.
 
-    ``truncated`` says, for each text of the batch, whether it was cut to
-    ``plan.max_length`` tokens (all of them are also in ``report.truncated``).
-    ``models`` holds one loaded model per device; batches are dealt to them in
-    turn, at most two per device in flight, and yielded in the order dealt.
+    Texts are tokenized ``chunk_size`` at a time. ``truncated`` says, for each
+    text of the batch, whether it was cut to ``spec.max_length`` tokens (all
+    of them are also in ``report.truncated``). ``models`` holds one loaded
+    model per device; batches are dealt to them in turn, at most two per
+    device in flight, and yielded in the order dealt.
     """
-    runners = [_Runner(loaded, layers, poolings, report) for loaded in models]
+    runners = [_Runner(loaded, spec.layers, poolings, report) for loaded in models]
     tokenizer = models[0].tokenizer
     pool = ThreadPoolExecutor(len(runners)) if len(runners) > 1 else None
     pending: deque = deque()
     dealt = 0
     try:
-        for start in range(0, len(texts), plan.chunk_size):
-            chunk = texts[start : start + plan.chunk_size]
-            ids, cut = tokenize(tokenizer, chunk, plan.max_length)
-            report.truncated.extend(start + i for i in cut)
-            cut_rows = set(cut)
-            for rows in plan_batches([len(row) for row in ids], plan):
+        for start in range(0, len(texts), chunk_size):
+            chunk = texts[start : start + chunk_size]
+            ids, cut = tokenizer.encode(chunk, spec.max_length)
+            report.truncated.extend(start + i for i, flag in enumerate(cut) if flag)
+            for rows in plan_batches([len(row) for row in ids], spec):
                 positions = [start + i for i in rows]
-                truncated = [i in cut_rows for i in rows]
+                truncated = [cut[i] for i in rows]
                 token_rows = [ids[i] for i in rows]
                 runner = runners[dealt % len(runners)]
                 dealt += 1
@@ -265,16 +233,3 @@ def iter_pooled(
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-
-
-def warn_out_of_memory(report: RunReport, stacklevel: int) -> None:
-    if report.out_of_memory_splits:
-        warnings.warn(
-            f"The device ran out of memory {len(report.out_of_memory_splits)} "
-            f"time(s); each failing batch (largest: "
-            f"{max(report.out_of_memory_splits)} texts) was split in halves and "
-            "retried, and every text was encoded once. Lower batch_size or set "
-            "max_batch_tokens to avoid the retries.",
-            RuntimeWarning,
-            stacklevel=stacklevel + 1,
-        )

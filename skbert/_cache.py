@@ -4,10 +4,11 @@ A cache entry holds, for one text, the pooled ``float32`` vectors of *every*
 pooling (``cls``, ``mean``, ``max`` and ``pooler`` where the model has one) of
 one layer selection, so that one forward pass serves a whole search over
 ``pooling``, plus one row of flags (whether the text was truncated). Its
-key is a SHA-256 over the weights' fingerprint, the tokenizer's
-fingerprint, ``max_length``, the layer selection, the text itself, and how
-the vectors were computed (backend and precision): a different model,
-revision, tokenizer, precision or setting can never hit.
+key is a SHA-256 over the model's identity digest (weights, tokenizer,
+configuration and recipe), how the vectors were computed (backend,
+precision and the versions of torch, transformers, tokenizers and ONNX
+Runtime), ``max_length``, the layer selection, the stored poolings and the
+text itself: a different model, setting or library version can never hit.
 
 Two stores share one interface:
 
@@ -15,10 +16,14 @@ Two stores share one interface:
   used entries evicted beyond a byte budget (default 1 GiB).
 * :class:`DiskStore` (``cache=<directory>``): one SQLite database, shared by
   processes and sessions. Writes are transactions (a killed process leaves a
-  usable cache), every value carries a checksum (a corrupted entry is
-  recomputed, never returned), and a file lock lets only one process compute
-  missing vectors at a time, so concurrent search workers never encode the
-  same text twice.
+  usable cache), every value carries a checksum over its key, shape and
+  bytes, verified on every read (a damaged entry is recomputed, never
+  returned), and a file lock lets only one process compute missing vectors
+  at a time, so concurrent search workers never encode the same text twice.
+  A cache is an optimisation: when its storage fails (a full disk, a busy or
+  read-only database, a damaged file), ``transform`` still returns correct
+  vectors, computing them, and says once what happened and where. A damaged
+  database is moved aside and rebuilt.
 """
 
 from __future__ import annotations
@@ -50,14 +55,13 @@ __all__ = [
 ]
 
 #: Bumped whenever the meaning of a stored vector changes.
-_FORMAT = "skbert-cache-v2"
+_FORMAT = "skbert-cache-v3"
 DEFAULT_MEMORY_BYTES = 1 << 30
 _DB_NAME = "embeddings.sqlite"
 
 
 def entry_prefix(
-    fingerprint: str,
-    tokenizer_fingerprint: str,
+    identity: str,
     compute: str,
     max_length: int,
     layers: tuple[int, ...],
@@ -65,11 +69,12 @@ def entry_prefix(
 ) -> bytes:
     """Everything except the text that determines a cache entry.
 
-    ``compute`` names how the vectors were computed (backend and precision,
-    e.g. ``"torch/torch.float32"``): a bfloat16 or int8 vector is never served
-    to a float32 request.
+    ``identity`` is the model's identity digest; ``compute`` names how the
+    vectors were computed (backend, precision, library versions, e.g.
+    ``"torch/torch.float32/skbert=0.2.0/torch=2.13.0/..."``): a bfloat16 or
+    int8 vector is never served to a float32 request.
     """
-    parts = [_FORMAT, fingerprint, tokenizer_fingerprint, compute, str(max_length)]
+    parts = [_FORMAT, identity, compute, str(max_length)]
     parts += [",".join(map(str, layers)), ",".join(poolings)]
     return "\x00".join(parts).encode() + b"\x00"
 
@@ -153,6 +158,41 @@ class MemoryStore:
             self._evict()
 
 
+#: SQLite's primary result codes that mean the file itself is damaged.
+_CORRUPT_CODES = {11: "malformed", 26: "not a database"}
+#: Result codes of a healthy database that cannot be used right now.
+_TROUBLE = {
+    5: "busy (another process holds its write lock)",
+    6: "locked",
+    8: "read-only",
+    10: "failing with an I/O error",
+    13: "on a full disk",
+    14: "impossible to open",
+    23: "not permitted",
+}
+#: Seconds a connection waits for another process's write lock.
+BUSY_TIMEOUT = 120.0
+
+
+def _problem(exc: BaseException) -> tuple[str, bool]:
+    """What a storage error means: a description, and whether the file is damaged."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        primary = code & 0xFF
+        if primary in _CORRUPT_CODES:
+            return _CORRUPT_CODES[primary], True
+        if primary in _TROUBLE:
+            return _TROUBLE[primary], False
+    text = str(exc).lower()
+    if "malformed" in text or "not a database" in text:
+        return "malformed", True
+    if "locked" in text or "busy" in text:
+        return _TROUBLE[5], False
+    if "full" in text:
+        return _TROUBLE[13], False
+    return f"unusable ({type(exc).__name__}: {exc})", False
+
+
 class DiskStore:
     """SQLite store in ``directory``, safe for concurrent processes."""
 
@@ -166,6 +206,9 @@ class DiskStore:
         self.hits = 0
         self.misses = 0
         self._stats_lock = threading.Lock()
+        #: Problems already warned about in this process (each is said once).
+        self._warned: set[str] = set()
+        self._presence: Any = None
 
     # -- connection -------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -173,59 +216,164 @@ class DiskStore:
         if conn is not None and getattr(self._local, "pid", None) == os.getpid():
             return conn
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._check_after_unclean_exit()
         try:
             conn = self._open()
         except sqlite3.DatabaseError as exc:
+            if not _problem(exc)[1]:
+                raise
             conn = self._recover(exc)
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
     def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=120, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS vectors ("
-            "key BLOB PRIMARY KEY, shape TEXT NOT NULL, data BLOB NOT NULL, "
-            "checksum BLOB NOT NULL)"
-        )
-        conn.execute("SELECT count(*) FROM vectors").fetchone()
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS vectors ("
+                "key BLOB PRIMARY KEY, shape TEXT NOT NULL, data BLOB NOT NULL, "
+                "checksum BLOB NOT NULL)"
+            )
+            conn.execute("SELECT count(*) FROM vectors").fetchone()
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
-    def _recover(self, exc: Exception) -> sqlite3.Connection:
+    def _check_after_unclean_exit(self) -> None:
+        """The first process to open the cache checks it if the last one died.
+
+        Every process holds a shared lock on a presence file while it uses the
+        cache; one that gets the lock exclusively is alone, and a write-ahead
+        log left behind then means the last user did not close cleanly.
+        """
+        import fcntl
+
+        if self._presence is not None and self._presence[0] == os.getpid():
+            return
+        handle = open(self.directory / "presence.lock", "a+b")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # others use the cache: it was not left unclean
+            fcntl.flock(handle, fcntl.LOCK_SH)
+        else:
+            wal = Path(f"{self.path}-wal")
+            if wal.exists() and wal.stat().st_size > 0 and self.path.exists():
+                self._verify_database("quick_check")
+            fcntl.flock(handle, fcntl.LOCK_SH)
+        self._presence = (os.getpid(), handle)  # held while this process runs
+
+    def _verify_database(self, check: str = "integrity_check") -> bool:
+        """Run SQLite's own check; move a damaged database aside. True if sound."""
+        conn = getattr(self._local, "conn", None)
+        try:
+            probe = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT)
+            try:
+                verdict = probe.execute(f"PRAGMA {check}").fetchone()[0]
+            finally:
+                probe.close()
+        except sqlite3.DatabaseError as exc:
+            description, damaged = _problem(exc)
+            if not damaged:
+                return True  # cannot check now; the entries' checksums still hold
+            verdict = description
+        if verdict == "ok":
+            return True
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+        self._move_aside(f"its {check} failed: {verdict}")
+        return False
+
+    def _move_aside(self, why: str) -> Path:
         aside = self.path.with_name(f"{_DB_NAME}.corrupt-{int(time.time())}")
-        warnings.warn(
-            f"The embedding cache {self.path} is unreadable ({exc}); moved it to "
+        self._warn(
+            "corrupt",
+            f"The embedding cache {self.path} is unreadable ({why}); moved it to "
             f"{aside.name} and starting an empty cache. Vectors will be recomputed.",
-            RuntimeWarning,
-            stacklevel=4,
         )
         for suffix in ("", "-wal", "-shm"):
             old = Path(f"{self.path}{suffix}")
             if old.exists():
                 old.replace(Path(f"{aside}{suffix}"))
+        return aside
+
+    def _recover(self, exc: BaseException) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+            self._local.conn = None
+        self._move_aside(str(exc))
+        self._warned.discard("corrupt")  # a later damage is news again
         return self._open()
+
+    def _warn(self, kind: str, message: str) -> None:
+        if kind in self._warned:
+            return
+        self._warned.add(kind)
+        from ._report import user_stacklevel
+
+        warnings.warn(message, RuntimeWarning, stacklevel=user_stacklevel())
+
+    def _trouble(self, exc: BaseException, doing: str) -> None:
+        """React to a storage error: a damaged file is moved aside (and a new
+        one started), anything else is said once; the caller goes on without."""
+        description, damaged = _problem(exc)
+        if damaged:
+            try:
+                self._local.conn = self._recover(exc)
+                self._local.pid = os.getpid()
+            except (sqlite3.Error, OSError) as again:
+                self._warn("bypass", self._bypass_message(again, "rebuilding it"))
+            return
+        self._warn(
+            description,
+            f"The embedding cache {self.path} is {description} while {doing}; "
+            "vectors are computed without it (they are correct, only not "
+            "cached).",
+        )
+
+    def _bypass_message(self, exc: BaseException, doing: str) -> str:
+        return (
+            f"The embedding cache {self.path} could not be used while {doing} "
+            f"({type(exc).__name__}: {exc}); vectors are computed without it."
+        )
 
     # -- interface --------------------------------------------------------
     def get_many(
         self, keys: list[bytes], *, count: bool = True
     ) -> dict[bytes, np.ndarray]:
         """Cached values of ``keys``; ``count=False`` for a re-check (no stats)."""
-        conn = self._connect()
         found: dict[bytes, np.ndarray] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            try:
-                query = f"SELECT * FROM vectors WHERE key IN ({marks})"
-                rows = conn.execute(query, chunk).fetchall()
-            except sqlite3.DatabaseError as exc:
-                self._local.conn = self._recover(exc)
-                return {}
-            for key, shape, data, checksum in rows:
-                value = _decode(shape, data, checksum)
-                if value is not None:  # a damaged entry is a miss, recomputed
-                    found[bytes(key)] = value
+        damaged = 0
+        try:
+            conn = self._connect()
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                query = (
+                    "SELECT key, shape, data, checksum FROM vectors "
+                    f"WHERE key IN ({marks})"
+                )
+                for key, shape, data, checksum in conn.execute(query, chunk):
+                    value = _decode(bytes(key), shape, data, checksum)
+                    if value is None:  # a damaged entry is a miss, recomputed
+                        damaged += 1
+                    else:
+                        found[bytes(key)] = value
+        except (sqlite3.Error, OSError) as exc:
+            self._trouble(exc, "reading")
+            found = {}
+        if damaged:
+            self._warn(
+                "checksum",
+                f"{damaged} entries of the embedding cache {self.path} failed their "
+                "checksum; they are recomputed and overwritten.",
+            )
+            self._verify_database()
         if count:
             with self._stats_lock:
                 self.hits += len(found)
@@ -241,24 +389,43 @@ class DiskStore:
         for key, value in items.items():
             data = np.ascontiguousarray(value, dtype="<f4").tobytes()
             shape = ",".join(map(str, value.shape))
-            rows.append((key, shape, data, _checksum(shape, data)))
-        conn = self._connect()
-        if conn.in_transaction:  # left open by an interrupted earlier write
-            conn.execute("ROLLBACK")
+            rows.append((key, shape, data, _checksum(key, shape, data)))
+        try:
+            conn = self._connect()
+            if conn.in_transaction:  # left open by an interrupted earlier write
+                conn.execute("ROLLBACK")
+        except (sqlite3.Error, OSError) as exc:
+            self._trouble(exc, "writing")
+            return
         try:
             # Inside the try: Ctrl-C pressed while BEGIN waits for another
             # writer's lock is raised as soon as BEGIN returns.
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
             conn.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            self._rollback(conn)
+            self._trouble(exc, "writing")
         except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            self._rollback(conn)
             raise
 
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+
     def compute_lock(self, prefix: bytes) -> contextlib.AbstractContextManager:
-        """Only one process at a time computes the vectors of ``prefix``."""
+        """Only one process at a time computes the vectors of ``prefix`` (no
+        lock when the lock file cannot be made: vectors are still correct)."""
         name = hashlib.sha256(prefix).hexdigest()[:16]
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            (self.directory / f"lock-{name}").touch()
+        except OSError as exc:
+            self._warn("lock", self._bypass_message(exc, "taking its lock"))
+            return contextlib.nullcontext()
         return file_lock(self.directory / f"lock-{name}")
 
     def info(self) -> dict[str, Any]:
@@ -285,16 +452,22 @@ class DiskStore:
         self.hits = self.misses = 0
 
 
-def _checksum(shape: str, data: bytes) -> bytes:
-    return hashlib.blake2b(shape.encode() + b"|" + data, digest_size=16).digest()
+def _checksum(key: bytes, shape: str, data: bytes) -> bytes:
+    """Binds a value to its key and layout: a row read under another key (a
+    damaged index), with another shape or other bytes fails the check."""
+    return hashlib.blake2b(
+        key + b"|" + shape.encode() + b"|" + data, digest_size=16
+    ).digest()
 
 
-def _decode(shape: str, data: bytes, checksum: bytes) -> np.ndarray | None:
+def _decode(key: bytes, shape: str, data: bytes, checksum: bytes) -> np.ndarray | None:
+    if not isinstance(shape, str) or not isinstance(data, bytes):
+        return None
+    if _checksum(key, shape, bytes(data)) != bytes(checksum):
+        return None
     try:
         dims = tuple(int(part) for part in shape.split(","))
     except ValueError:
-        return None
-    if _checksum(shape, bytes(data)) != bytes(checksum):
         return None
     if len(data) != 4 * int(np.prod(dims)):
         return None

@@ -18,7 +18,6 @@ import contextlib
 import csv
 import json
 import os
-import re
 import sys
 import warnings
 from collections.abc import Iterator
@@ -540,14 +539,11 @@ def vectorizer_params(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-_TRUNCATED = re.compile(r"^(\d+) of (\d+) texts")
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``skbert embed`` with parsed ``args``; returns the exit code."""
     from tqdm.auto import tqdm
 
-    from ._encoding import TruncationWarning
+    from ._report import TruncationWarning
     from ._vectorizer import BertCLSVectorizer
 
     input_path = Path(args.input).expanduser()
@@ -578,9 +574,8 @@ def run(args: argparse.Namespace) -> int:
                     warnings.simplefilter("always", TruncationWarning)
                     X = vectorizer.transform(chunk)
                 for warning in caught:
-                    match = _TRUNCATED.match(str(warning.message))
-                    if issubclass(warning.category, TruncationWarning) and match:
-                        truncated += int(match.group(1))
+                    if isinstance(warning.message, TruncationWarning):
+                        truncated += warning.message.count
                     else:
                         warnings.warn_explicit(
                             warning.message,

@@ -73,7 +73,9 @@ def describe(
         ``pooling="pooler"`` is allowed.
     """
     from ._device import resolve_device, resolve_dtype
-    from ._vectorizer import POOLING_OPTIONS, BertCLSVectorizer
+    from ._models import running_model
+    from ._options import POOLINGS
+    from ._vectorizer import BertCLSVectorizer
 
     vectorizer = BertCLSVectorizer(
         model_name_or_path=model,
@@ -85,7 +87,7 @@ def describe(
     ).fit([])
     handle = vectorizer.model_
     device = resolve_device("cpu")
-    loaded = handle.get(device, resolve_dtype("float32", device))
+    loaded = running_model(handle, device, resolve_dtype("float32", device))
     config = loaded.model.config
     folder = handle.source.folder()
     n_layers = vectorizer.n_layers_ - 1
@@ -100,16 +102,14 @@ def describe(
         "parameters": sum(p.numel() for p in loaded.model.parameters()),
         "max_length": handle.model_max_length,
         "max_position_embeddings": getattr(config, "max_position_embeddings", None),
-        "tokenizer": type(loaded.tokenizer).__name__,
+        "tokenizer": type(loaded.tokenizer.backend).__name__,
         "vocab_size": len(loaded.tokenizer),
         "weight_files": _weight_files(folder),
         "fingerprint": vectorizer.fingerprint_,
         "has_pooler": vectorizer.has_pooler_,
         "missing_pooler_keys": list(handle.missing_pooler_keys),
         "poolings": [
-            name
-            for name in POOLING_OPTIONS
-            if name != "pooler" or vectorizer.has_pooler_
+            name for name in POOLINGS if name != "pooler" or vectorizer.has_pooler_
         ],
         "layers": f"0..{n_layers} or -{n_layers + 1}..-1 (0 = embeddings, "
         f"{n_layers} or -1 = last layer)",

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from ._options import DEFAULT_BATCH_SIZE, POOLINGS
+
 __all__ = [
     "POOLINGS",
     "add_batch_size_argument",
@@ -20,9 +22,6 @@ __all__ = [
     "device_value",
     "layers_value",
 ]
-
-#: The vectorizer's poolings (kept here so that ``--help`` needs no scikit-learn).
-POOLINGS = ("cls", "pooler", "mean", "max")
 
 
 def at_least(minimum: int) -> Callable[[str], int]:
@@ -95,7 +94,7 @@ def add_batch_size_argument(parser: argparse._ActionsContainer) -> None:
     parser.add_argument(
         "--batch-size",
         type=at_least(1),
-        default=128,
+        default=DEFAULT_BATCH_SIZE,
         metavar="N",
         help="texts per forward pass (default: %(default)s)",
     )

@@ -1,52 +1,34 @@
-"""Encode texts: deduplicate, serve from the cache, batch the rest, warn.
+"""Encode texts: deduplicate, serve from the cache, batch the rest, report.
 
 The data flow of ``transform`` after validation: distinct texts -> cached
 vectors copied out -> the misses through :mod:`skbert._batching` (one forward
 pass stores every pooling in the cache) -> a preallocated float32 output in
-the original order. Memory grows with the output only, not with the number
-of texts: tokens are made a chunk at a time and each batch is copied to the
-CPU as soon as it is pooled.
+the original order, and an :class:`~skbert._report.EncodingReport` of what
+happened (truncated texts, out-of-memory retries) for the caller to warn
+about. Memory grows with the output only, not with the number of texts:
+tokens are made a chunk at a time and each batch is copied to the CPU as
+soon as it is pooled.
 """
 
 from __future__ import annotations
 
 import sys
-import warnings
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._batching import BatchPlan, RunReport, iter_pooled, warn_out_of_memory
+from ._batching import EncodingSpec, RunReport, iter_pooled
+from ._options import CACHED_POOLINGS
+from ._report import EncodingReport, TruncationWarning
 
 if TYPE_CHECKING:
     from ._cache import DiskStore, MemoryStore
-    from ._loading import LoadedModel
+    from ._checkpoint import LoadedModel
 
 __all__ = ["EncodingSpec", "TruncationWarning", "encode"]
 
 #: Texts tokenized (and length-sorted) at a time; bounds the token-id memory.
 CHUNK_SIZE = 8192
-#: Order of the poolings stored together in one cache entry.
-CACHED_POOLINGS = ("cls", "mean", "max", "pooler")
-#: ``warnings.warn`` stack level that points at the caller of ``transform``.
-_STACKLEVEL = 4
-
-
-class TruncationWarning(UserWarning):
-    """Some texts were longer than ``max_length`` tokens and were cut."""
-
-
-@dataclass(frozen=True)
-class EncodingSpec:
-    """What to compute for each text (validated against the model beforehand)."""
-
-    pooling: str
-    layers: tuple[int, ...]  # absolute indices into the hidden states
-    normalize: bool
-    max_length: int
-    batch_size: int
-    max_batch_tokens: int | None
 
 
 def _progress(total: int, batch_size: int, show: bool | None) -> Any:
@@ -119,20 +101,14 @@ def _encode_rows(
     Truncated rows are added to ``report.truncated``.
     """
     which = poolings.index(spec.pooling)
-    plan = BatchPlan(
-        batch_size=spec.batch_size,
-        max_length=spec.max_length,
-        max_batch_tokens=spec.max_batch_tokens,
-        chunk_size=CHUNK_SIZE,
-    )
     local = RunReport()
     with _progress(len(rows), spec.batch_size, show_progress_bar) as bar:
         for positions, pooled, truncated in iter_pooled(
             [texts[row] for row in rows],
             models,
-            spec.layers,
+            spec,
             poolings,
-            plan,
+            chunk_size=CHUNK_SIZE,
             report=local,
             bar=bar,
         ):
@@ -160,8 +136,7 @@ def _encode_cached(
     poolings = tuple(p for p in CACHED_POOLINGS if p != "pooler" or loaded.has_pooler)
     which = poolings.index(spec.pooling)
     prefix = entry_prefix(
-        loaded.fingerprint,
-        loaded.tokenizer_fingerprint,
+        loaded.identity.digest,
         loaded.compute,
         spec.max_length,
         spec.layers,
@@ -187,24 +162,6 @@ def _encode_cached(
         )
 
 
-def _warn_truncated(
-    texts: list[str], inverse: list[int] | None, cut: list[int], max_length: int
-) -> None:
-    cut_rows = set(cut)
-    if inverse is None:
-        positions = sorted(cut_rows)
-    else:
-        positions = [p for p, row in enumerate(inverse) if row in cut_rows]
-    warnings.warn(
-        f"{len(positions)} of {len(texts)} texts were longer than max_length="
-        f"{max_length} tokens and were truncated (first at position "
-        f"{positions[0]}). Their vectors describe only the first "
-        f"{max_length} tokens.",
-        TruncationWarning,
-        stacklevel=_STACKLEVEL + 1,
-    )
-
-
 def encode(
     texts: list[str],
     models: list[LoadedModel],
@@ -212,27 +169,34 @@ def encode(
     *,
     show_progress_bar: bool | None = None,
     store: MemoryStore | DiskStore | None = None,
-) -> np.ndarray:
+) -> tuple[np.ndarray, EncodingReport]:
     """Encode ``texts`` into a ``(len(texts), hidden_size)`` float32 array.
 
     ``models`` holds the same checkpoint loaded on each device to use.
+    Returns the vectors and what happened (nothing is warned here).
     """
     unique = list(dict.fromkeys(texts))  # duplicates are encoded once
     out = np.empty((len(unique), models[0].hidden_size), dtype=np.float32)
-    report = RunReport()
+    run = RunReport()
     options = {"show_progress_bar": show_progress_bar}
     if store is None:
         rows = list(range(len(unique)))
         poolings = (spec.pooling,)
-        _encode_rows(out, unique, rows, models, spec, poolings, report, **options)
+        _encode_rows(out, unique, rows, models, spec, poolings, run, **options)
     else:
-        _encode_cached(out, unique, models, spec, store, report, **options)
+        _encode_cached(out, unique, models, spec, store, run, **options)
     if len(unique) == len(texts):
         inverse = None
+        truncated = sorted(set(run.truncated))
     else:
         index = {text: i for i, text in enumerate(unique)}
         inverse = [index[text] for text in texts]
-    if report.truncated:
-        _warn_truncated(texts, inverse, report.truncated, spec.max_length)
-    warn_out_of_memory(report, stacklevel=_STACKLEVEL)
-    return out if inverse is None else out[inverse]
+        cut = set(run.truncated)
+        truncated = [p for p, row in enumerate(inverse) if row in cut]
+    report = EncodingReport(
+        n_texts=len(texts),
+        max_length=spec.max_length,
+        truncated=truncated,
+        out_of_memory_splits=list(run.out_of_memory_splits),
+    )
+    return (out if inverse is None else out[inverse]), report

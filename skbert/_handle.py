@@ -1,46 +1,60 @@
-"""The fitted model reference: what a pickle of the vectorizer carries.
+"""Persistence: what a pickle (or skops file) of a fitted vectorizer holds, and
+how it is checked when it is read back.
 
-A :class:`ModelHandle` knows where the model came from and its weights'
-fingerprint, and holds the loaded model while the process runs. Pickled, it
-never holds a torch object or a device tensor:
+A :class:`ModelHandle` names a checkpoint (:class:`ModelSource`), carries its
+:class:`~skbert._identity.ModelIdentity` and, in this process, the models
+that run it. Pickled, it never holds a torch object:
 
-* ``persist="weights"`` (default): the checkpoint itself travels, as the bytes
-  of a Hugging Face folder (config, tokenizer, ``model.safetensors``), so the
-  pickle loads on another machine without network or the original folder.
-* ``persist="reference"``: only the source (local folder or hub id and
-  revision) and the fingerprint travel; the weights are read again on first
-  use and refused unless their fingerprint matches.
+* ``persist="weights"`` (default): the checkpoint itself travels, as the
+  bytes of a Hugging Face folder (config, tokenizer, ``model.safetensors``),
+  so the pickle loads on another machine without network or the folder.
+* ``persist="reference"``: only the source (an absolute local folder, or a
+  hub id and revision) travels; the weights are read again on first use.
+
+State read from a file is input, not truth (skops builds these objects with
+``__new__`` and ``__setstate__``, so every field can be anything a file
+says): each field is validated, a SHA-256 over the state and another over
+the bundled files refuse damage, file names can never leave the temporary
+folder they are written to, and nothing read from a file can turn on
+``trust_remote_code``: a handle read from a file always loads with remote
+code off. Whatever is loaded is compared with the stored identity before it
+is used.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import tempfile
 import threading
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._loading import (
-    LoadedModel,
-    fingerprint_state_dict,
-    folder_key,
-    get_or_load,
-    load_folder,
-    lookup_fingerprint,
-    resolve_model_folder,
-)
+from ._identity import ModelIdentity, ModelInfo, canonical_digest
+from ._options import PERSIST_OPTIONS
 
 if TYPE_CHECKING:
-    import torch
+    from ._checkpoint import LoadedModel
 
 __all__ = ["FingerprintMismatchError", "ModelHandle", "ModelSource"]
-
 
 #: The only files a bundle may hold: plain names of config, tokenizer and
 #: safetensors files. No folders (a name is never a path), no code, no pickles.
 _BUNDLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\.(json|txt|model|safetensors)")
+#: Longest name or revision a file may give (hub ids are far shorter).
+_MAX_NAME = 4096
+#: Version of the state :meth:`ModelHandle.__getstate__` writes.
+_STATE_FORMAT = 2
+#: The recipe of a handle read from a skbert 0.1.0 pickle, until its model is
+#: loaded (those pickles recorded no recipe).
+UNKNOWN_RECIPE = "sha256:" + "0" * 64
+
+
+class FingerprintMismatchError(ValueError):
+    """The model found is not the model the estimator was fitted with."""
 
 
 def _check_bundle(bundle: object) -> None:
@@ -61,179 +75,185 @@ def _check_bundle(bundle: object) -> None:
         )
 
 
-class FingerprintMismatchError(ValueError):
-    """The weights found are not the weights the estimator was fitted with."""
+def _text(value: object, what: str, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= _MAX_NAME or "\0" in value:
+        raise ValueError(f"Refusing this file: its model {what} is not a valid name.")
+    return value
 
 
 @dataclass(frozen=True)
 class ModelSource:
     """Where a checkpoint comes from (the loading parameters of the vectorizer)."""
 
+    #: ``model_name_or_path`` as given to the vectorizer.
     name: str
     revision: str | None = None
     local_files_only: bool = False
+    #: As given at fit. A source read from a file never enables remote code.
     trust_remote_code: bool = False
+    #: The absolute folder of a local checkpoint (``None`` for a hub id), so
+    #: that a relative ``name`` is found again from another directory.
+    location: str | None = None
 
     def folder(self) -> Path:
+        """The local folder holding the checkpoint (downloaded if a hub id)."""
+        from ._resolve import resolve_model_folder
+
+        if self.location is not None:
+            if not Path(self.location).is_dir():
+                raise FileNotFoundError(
+                    f"The model folder {self.location!r} (model_name_or_path="
+                    f"{self.name!r} when the estimator was fitted) does not exist "
+                    "on this machine. Copy the checkpoint there, or refit; pickles "
+                    "written with persist='weights' carry the model with them."
+                )
+            return resolve_model_folder(self.location)
         return resolve_model_folder(
             self.name, revision=self.revision, local_files_only=self.local_files_only
         )
 
+    def __setstate__(self, state: object) -> None:
+        names = {f.name for f in fields(self)}
+        if not isinstance(state, dict) or not {"name"} <= set(state) <= names:
+            raise ValueError("Refusing this file: its model source is not valid.")
+        checked = {
+            "name": _text(state["name"], "name"),
+            "revision": _text(state.get("revision"), "revision", optional=True),
+            "location": _text(state.get("location"), "folder", optional=True),
+        }
+        for flag in ("local_files_only", "trust_remote_code"):
+            if type(state.get(flag, False)) is not bool:
+                raise ValueError(f"Refusing this file: its model {flag} is not a bool.")
+            checked[flag] = state.get(flag, False)
+        location = checked["location"]
+        if location is not None and not Path(location).is_absolute():
+            raise ValueError("Refusing this file: its model folder is not absolute.")
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+
 
 class ModelHandle:
-    """A loaded checkpoint plus what is needed to get it back after pickling."""
+    """A checkpoint's identity and source, and the models running it here.
 
-    def __init__(self, source: ModelSource, loaded: LoadedModel, persist: str) -> None:
-        self.source = source
-        self.persist = persist
-        self.fingerprint = loaded.fingerprint
-        self.tokenizer_fingerprint = loaded.tokenizer_fingerprint
-        self.config_fingerprint = loaded.config_fingerprint
-        self.has_pooler = loaded.has_pooler
-        self.missing_pooler_keys = loaded.missing_pooler_keys
-        self.hidden_size = loaded.hidden_size
-        self.n_hidden_states = loaded.n_hidden_states
-        self.model_max_length = loaded.model_max_length
-        # every model this handle runs, by (device, dtype, backend); pickles
-        # never hold them
-        self._models: dict[tuple[str, str, str], LoadedModel] = {}
-        self._remember(loaded)
-        self._bundle: dict[str, bytes] | None = None
-        self._lock = threading.Lock()
+    Parameters
+    ----------
+    source : ModelSource
+        Where the checkpoint came from.
+    loaded : LoadedModel
+        The model as loaded by ``fit``.
+    persist : {"weights", "reference"}
+        What a pickle of this handle holds (the vectorizer sets it from its
+        ``persist`` parameter when it is pickled).
+    code_allowed : bool
+        Whether loading the source again may run the checkpoint's own code
+        (only for a handle made by ``fit`` with ``trust_remote_code=True``).
+    """
 
-    @classmethod
-    def load(
-        cls,
+    def __init__(
+        self,
         source: ModelSource,
+        loaded: LoadedModel,
+        persist: str = "weights",
         *,
-        device: torch.device,
-        dtype: torch.dtype,
-        persist: str,
-    ) -> ModelHandle:
-        """Resolve ``source`` and load it (or reuse it from the registry)."""
-        folder = source.folder()
-        loaded = get_or_load(
-            folder_key(folder, source.trust_remote_code),
-            device,
-            dtype,
-            lambda: load_folder(
-                folder,
-                device=device,
-                dtype=dtype,
-                trust_remote_code=source.trust_remote_code,
-                description=source.name,
-            ),
-        )
-        return cls(source, loaded, persist)
+        code_allowed: bool = False,
+    ) -> None:
+        self.source = source
+        self.identity = loaded.identity
+        self.info = loaded.info
+        self.persist = persist
+        self._code_allowed = code_allowed
+        self._legacy = False
+        self._bundle: dict[str, bytes] | None = None
+        self._damage: str | None = None
+        self._lock = threading.Lock()
+        #: Every model this handle runs, by (device, dtype, backend).
+        self.models: dict[tuple[str, str, str], LoadedModel] = {}
+        self.remember(loaded)
+
+    # -- what the vectorizer reads ---------------------------------------
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the weights."""
+        return self.identity.weights
 
     @property
-    def _loaded(self) -> LoadedModel | None:
+    def has_pooler(self) -> bool:
+        return self.info.has_pooler
+
+    @property
+    def hidden_size(self) -> int:
+        return self.info.hidden_size
+
+    @property
+    def n_hidden_states(self) -> int:
+        return self.info.n_hidden_states
+
+    @property
+    def model_max_length(self) -> int:
+        return self.info.model_max_length
+
+    @property
+    def missing_pooler_keys(self) -> tuple[str, ...]:
+        return self.info.missing_pooler_keys
+
+    @property
+    def damage(self) -> str | None:
+        """Why this handle, read from a file, must not be used (else ``None``)."""
+        return self._damage
+
+    def digest_for_estimator(self) -> str:
+        """SHA-256 of what this handle says about its model (not the model
+        files, which carry their own), for the estimator's state digest."""
+        return canonical_digest(
+            {
+                "source": _source_state(self.source),
+                "identity": self.identity.to_state(),
+                "info": self.info.to_state(),
+                "persist": self.persist,
+            }
+        )
+
+    def with_persist(self, persist: str) -> ModelHandle:
+        """This handle, pickled as ``persist`` says (the same object if equal)."""
+        if persist == self.persist:
+            return self
+        twin = object.__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        twin.persist = persist
+        return twin
+
+    # -- the models running it -------------------------------------------
+    @property
+    def torch_model(self) -> LoadedModel | None:
         """A torch model of this handle, if one is loaded (pickles read it)."""
-        for loaded in self._models.values():
+        for loaded in list(self.models.values()):
             if loaded.backend == "torch":
                 return loaded
         return None
 
-    def _remember(self, loaded: LoadedModel) -> LoadedModel:
-        self._check_fingerprint(loaded)
-        key = (str(loaded.device), str(loaded.dtype), loaded.backend)
-        self._models[key] = loaded
+    def remember(self, loaded: LoadedModel) -> LoadedModel:
+        """Keep ``loaded`` as this handle's model on its device (checked first)."""
+        self.check(loaded)
+        self.models[(str(loaded.device), str(loaded.dtype), loaded.backend)] = loaded
+        if loaded.backend == "torch":
+            # A torch model re-creates the bundle when pickled; until one is
+            # held (an ONNX model cannot), the bundle bytes stay.
+            with self._lock:
+                self._bundle = None
         return loaded
 
-    def get(
-        self,
-        device: torch.device,
-        dtype: torch.dtype,
-        backend: str = "torch",
-        quantize: bool = False,
-    ) -> LoadedModel:
-        """The model on ``device`` in ``dtype`` (or its ONNX twin), loading it once."""
-        import torch
-
-        if getattr(self, "_damage", None):
+    def check(self, loaded: LoadedModel) -> None:
+        """Refuse a model whose identity or description is not this handle's."""
+        if self._damage:
             raise FingerprintMismatchError(self._damage)
-        if backend == "onnx":
-            backend = "onnx-int8" if quantize else "onnx"
-            device, dtype = torch.device("cpu"), torch.float32
-        with self._lock:
-            loaded = self._models.get((str(device), str(dtype), backend))
-            if loaded is not None:
-                return loaded
-            loaded = lookup_fingerprint(self.fingerprint, device, dtype, backend)
-            if loaded is None:
-                if backend == "torch":
-                    loaded = self._load_again(device, dtype)
-                else:
-                    loaded = self._load_onnx(backend)
-            self._remember(loaded)
-            if self._loaded is not None:
-                # A torch model re-creates the bundle when pickled. An ONNX
-                # model cannot: until a torch model is held, the bundle stays.
-                self._bundle = None
-            return loaded
-
-    def _load_onnx(self, backend: str) -> LoadedModel:
-        import torch
-
-        from ._onnx import load_onnx
-
-        cpu, float32 = torch.device("cpu"), torch.float32
-        base = self._models.get((str(cpu), str(float32), "torch"))
-        if base is None:
-            base = lookup_fingerprint(self.fingerprint, cpu, float32)
-        if base is None:
-            base = self._remember(self._load_again(cpu, float32))
-        return get_or_load(
-            ("fingerprint", self.fingerprint, backend),
-            cpu,
-            float32,
-            lambda: load_onnx(base, quantize=backend == "onnx-int8"),
-        )
-
-    def _load_again(self, device: torch.device, dtype: torch.dtype) -> LoadedModel:
-        bundle = self._bundle
-        if bundle is None and self._loaded is not None:
-            bundle = self._bundle_from(self._loaded)
-        if bundle is None:  # reference-only: read the source again
-            folder = self.source.folder()
-            return get_or_load(
-                folder_key(folder, self.source.trust_remote_code),
-                device,
-                dtype,
-                lambda: load_folder(
-                    folder,
-                    device=device,
-                    dtype=dtype,
-                    trust_remote_code=self.source.trust_remote_code,
-                    description=self.source.name,
-                ),
+        expected, found = self.identity, loaded.identity
+        if self._legacy:  # written before identities had a recipe
+            found = ModelIdentity(
+                found.weights, found.tokenizer, found.config, expected.recipe
             )
-        _check_bundle(bundle)
-        with tempfile.TemporaryDirectory(prefix="skbert-") as tmp:
-            for name, data in bundle.items():
-                Path(tmp, name).write_bytes(data)
-            # Code never travels in a file: a model that needs its own code
-            # is persisted with persist="reference".
-            loaded = load_folder(
-                Path(tmp),
-                device=device,
-                dtype=dtype,
-                trust_remote_code=False,
-                description=f"{self.source.name} (from pickle)",
-            )
-        # Registered under the fingerprint actually found, so that corrupted
-        # weights can never be served under the expected fingerprint.
-        self._check_fingerprint(loaded)
-        return get_or_load(
-            ("fingerprint", loaded.fingerprint, loaded.backend),
-            device,
-            dtype,
-            lambda: loaded,
-        )
-
-    def _check_fingerprint(self, loaded: LoadedModel) -> None:
-        found = loaded.fingerprint
-        if found != self.fingerprint:
+        if found.weights != expected.weights:
             where = (
                 "the model stored in the pickle is corrupted"
                 if self._bundle is not None
@@ -241,91 +261,236 @@ class ModelHandle:
             )
             raise FingerprintMismatchError(
                 f"Refusing to use these weights: {where}. Expected fingerprint "
-                f"{self.fingerprint}, found {found}. Refit the vectorizer on the "
-                "current weights, or restore the original checkpoint (for a hub "
-                "model, pass the revision it was fitted with)."
+                f"{expected.weights}, found {found.weights}. Refit the vectorizer "
+                "on the current weights, or restore the original checkpoint (for a "
+                "hub model, pass the revision it was fitted with)."
             )
-        for part, attribute, found in (
-            ("tokenizer", "tokenizer_fingerprint", loaded.tokenizer_fingerprint),
-            ("configuration", "config_fingerprint", loaded.config_fingerprint),
-        ):
-            expected = getattr(self, attribute, None)  # absent in older pickles
-            if expected and found and expected != found:
-                raise FingerprintMismatchError(
-                    f"Refusing this model: the {part} of {self.source.name!r} "
-                    f"changed since fit (expected {expected}, found {found}), so "
-                    "the same weights would give other vectors. Refit the "
-                    "vectorizer, or restore the original checkpoint."
-                )
-
-    @staticmethod
-    def _bundle_from(loaded: LoadedModel) -> dict[str, bytes]:
-        """The checkpoint as the files of a Hugging Face folder, in memory."""
-        from safetensors.torch import save
-
-        state = loaded.float32_state
-        if state is None:
-            state = loaded.model.state_dict()
-        tensors = {
-            name: tensor.detach().to("cpu").contiguous().clone()
-            for name, tensor in state.items()
-        }
-        if fingerprint_state_dict(tensors) != loaded.fingerprint:
-            raise RuntimeError(
-                "The in-memory weights no longer match their fingerprint."
+        parts = {"tokenizer": "tokenizer", "config": "configuration"}
+        parts["recipe"] = "recipe (pooler, length limit)"
+        for part in expected.differences(found):
+            raise FingerprintMismatchError(
+                f"Refusing this model: the {parts[part]} of {self.source.name!r} "
+                f"changed since fit (expected {getattr(expected, part)}, found "
+                f"{getattr(found, part)}), so the same weights would give other "
+                "vectors. Refit the vectorizer, or restore the original checkpoint."
             )
-        files = {"model.safetensors": save(tensors, metadata={"format": "pt"})}
+        if self._legacy:  # what skbert 0.1.0 stored: sizes and pooler presence
+            stored = (self.hidden_size, self.n_hidden_states, self.has_pooler)
+            derived = (loaded.hidden_size, loaded.n_hidden_states, loaded.has_pooler)
+            if stored != derived:
+                raise FingerprintMismatchError(self._altered(loaded))
+            self.identity, self.info = loaded.identity, loaded.info
+            self._legacy = False
+        elif loaded.info != self.info:
+            raise FingerprintMismatchError(self._altered(loaded))
+
+    def _altered(self, loaded: LoadedModel) -> str:
+        return (
+            f"Refusing this model: the stored description of {self.source.name!r} "
+            f"({self.info}) is not the one derived from its files ({loaded.info}). "
+            "The file was altered; re-create it from the fitted estimator."
+        )
+
+    @contextlib.contextmanager
+    def checkpoint(self) -> Iterator[tuple[Path, bool, str]]:
+        """A folder holding the checkpoint files, whether its code may run, and
+        how to name it in messages.
+
+        The bundle (or, when a torch model is loaded, the files written from
+        it) goes to a new temporary folder; otherwise the source is resolved.
+        """
+        with self._lock:
+            bundle = self._bundle
+        loaded = self.torch_model
+        if bundle is None and loaded is not None:
+            bundle = bundle_from(loaded)
+        if bundle is None:  # reference-only: read the source again
+            yield self.source.folder(), self._code_allowed, self.source.name
+            return
+        _check_bundle(bundle)
         with tempfile.TemporaryDirectory(prefix="skbert-") as tmp:
-            loaded.model.config.save_pretrained(tmp)
-            loaded.tokenizer.save_pretrained(tmp)
-            for entry in Path(tmp).iterdir():
-                # config and tokenizer files; never code that a custom config
-                # copies next to itself
-                name = entry.name
-                if entry.is_file() and name != "model.safetensors":
-                    if _BUNDLE_NAME.fullmatch(name):
-                        files[name] = entry.read_bytes()
-        return files
+            for name, data in bundle.items():
+                Path(tmp, name).write_bytes(data)
+            # Code never travels in a file.
+            yield Path(tmp), False, f"{self.source.name} (from pickle)"
 
+    # -- pickling --------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        if getattr(self, "_damage", None):  # never launder damaged files
+        if self._damage:  # never launder damaged files
             raise FingerprintMismatchError(self._damage)
-        state = {
-            key: value
-            for key, value in self.__dict__.items()
-            if key not in {"_models", "_lock", "_bundle", "_damage"}
-        }
-        state["_bundle"] = None
+        bundle = None
         if self.persist == "weights":
             with self._lock:
                 bundle = self._bundle
-                if bundle is None and self._loaded is not None:
-                    bundle = self._bundle_from(self._loaded)
-            state["_bundle"] = bundle
-            state["_bundle_digest"] = _digest(bundle)
+            loaded = self.torch_model
+            if bundle is None and loaded is not None:
+                bundle = bundle_from(loaded)
+        state: dict[str, Any] = {
+            "format": _STATE_FORMAT,
+            "source": self.source,
+            "identity": self.identity.to_state(),
+            "info": self.info.to_state(),
+            "persist": self.persist,
+            "_bundle": bundle,
+            "_bundle_digest": _digest(bundle),
+        }
+        state["_state_digest"] = _state_digest(state)
         return state
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._models = {}
-        self._lock = threading.Lock()
-        expected = self.__dict__.pop("_bundle_digest", None)
-        self._damage = None
-        if self.persist == "weights":
-            if self._bundle:
-                _check_bundle(self._bundle)  # before anything is written from it
-            found = _digest(self._bundle)
-            if not self._bundle or found != expected:
-                # refused on first use, like weights that changed on disk
-                self._damage = (
-                    "The model files stored in this pickle are corrupted or "
-                    f"missing: their SHA-256 is {found}, but {expected} was written "
-                    "with them. The pickle was truncated or altered; re-create it "
-                    "from the fitted estimator."
+    def __setstate__(self, state: object) -> None:
+        if not isinstance(state, dict):
+            raise ValueError("Refusing this file: its model state is not a mapping.")
+        written_by_0_1 = state.get("format") != _STATE_FORMAT
+        if written_by_0_1:
+            state = _from_legacy(state)
+        else:
+            expected = {
+                "format",
+                "source",
+                "identity",
+                "info",
+                "persist",
+                "_bundle",
+                "_bundle_digest",
+                "_state_digest",
+            }
+            if set(state) != expected:
+                raise ValueError(
+                    "Refusing this file: its model state has fields skbert never "
+                    f"writes or lacks some ({sorted(set(state) ^ expected)})."
                 )
+        source = state["source"]
+        if not isinstance(source, ModelSource):
+            raise ValueError("Refusing this file: its model source is not valid.")
+        persist = state["persist"]
+        if persist not in PERSIST_OPTIONS:
+            raise ValueError("Refusing this file: its persist value is not valid.")
+        bundle = state["_bundle"]
+        if bundle is not None:
+            _check_bundle(bundle)  # before anything is written from it
+        damage = None
+        if not written_by_0_1 and _state_digest(state) != state["_state_digest"]:
+            damage = (
+                "The description of the model stored in this pickle is corrupted: "
+                "its SHA-256 does not match the one written with it. The file was "
+                "truncated or altered; re-create it from the fitted estimator."
+            )
+        try:
+            identity = ModelIdentity.from_state(state["identity"])
+            info = ModelInfo.from_state(state["info"])
+        except ValueError as exc:
+            raise ValueError(f"Refusing this file: {exc}.") from None
+        found = _digest(bundle)
+        if persist == "weights" and (not bundle or found != state["_bundle_digest"]):
+            # refused on first use, like weights that changed on disk
+            damage = (
+                "The model files stored in this pickle are corrupted or missing: "
+                f"their SHA-256 is {found}, but {state['_bundle_digest']} was "
+                "written with them. The pickle was truncated or altered; re-create "
+                "it from the fitted estimator."
+            )
+        self.source = source
+        self.identity = identity
+        self.info = info
+        self.persist = persist
+        self._code_allowed = False  # never from a file
+        self._legacy = identity.recipe == UNKNOWN_RECIPE
+        self._bundle = bundle or None
+        self._damage = damage
+        self._lock = threading.Lock()
+        self.models = {}
 
     def __repr__(self) -> str:
-        return f"ModelHandle({self.source.name!r}, {self.fingerprint[:19]}...)"
+        return f"ModelHandle({self.source.name!r}, {self.identity.digest[:19]}...)"
+
+
+def _state_digest(state: dict[str, Any]) -> str:
+    """SHA-256 over every field but the bundle bytes (their own digest covers them)."""
+    covered = {
+        key: value
+        for key, value in state.items()
+        if key not in {"_bundle", "_state_digest", "source"}
+    }
+    covered["source"] = _source_state(state["source"])
+    return canonical_digest(covered)
+
+
+def _source_state(source: ModelSource) -> dict[str, Any]:
+    return {f.name: getattr(source, f.name, None) for f in fields(ModelSource)}
+
+
+def _from_legacy(state: dict[str, Any]) -> dict[str, Any]:
+    """A handle state written by skbert 0.1.0 (before identities), converted."""
+    needed = {
+        "source",
+        "persist",
+        "fingerprint",
+        "tokenizer_fingerprint",
+        "config_fingerprint",
+        "has_pooler",
+        "missing_pooler_keys",
+        "hidden_size",
+        "n_hidden_states",
+        "model_max_length",
+        "_bundle",
+    }
+    if not needed <= set(state):
+        raise ValueError("Refusing this file: its model state is not one skbert wrote.")
+    identity = {
+        "weights": state["fingerprint"],
+        "tokenizer": state["tokenizer_fingerprint"],
+        "config": state["config_fingerprint"],
+        "recipe": UNKNOWN_RECIPE,  # replaced by the loaded model's recipe
+    }
+    missing = tuple(state["missing_pooler_keys"] or ())
+    info = {
+        "model_type": "bert",
+        "model_class": "BertModel",
+        "hidden_size": state["hidden_size"],
+        "n_hidden_states": state["n_hidden_states"],
+        "model_max_length": state["model_max_length"],
+        "pooler": (
+            "missing" if missing else "trained" if state["has_pooler"] else "absent"
+        ),
+        "missing_pooler_keys": list(missing),
+    }
+    return {
+        "source": state["source"],
+        "identity": identity,
+        "info": info,
+        "persist": state["persist"],
+        "_bundle": state["_bundle"],
+        "_bundle_digest": state.get("_bundle_digest"),
+    }
+
+
+def bundle_from(loaded: LoadedModel) -> dict[str, bytes]:
+    """The checkpoint as the files of a Hugging Face folder, in memory."""
+    from safetensors.torch import save
+
+    from ._identity import fingerprint_state_dict
+
+    state = loaded.float32_state
+    if state is None:
+        state = loaded.model.state_dict()
+    tensors = {
+        name: tensor.detach().to("cpu").contiguous().clone()
+        for name, tensor in state.items()
+    }
+    if fingerprint_state_dict(tensors) != loaded.identity.weights:
+        raise RuntimeError("The in-memory weights no longer match their fingerprint.")
+    files = {"model.safetensors": save(tensors, metadata={"format": "pt"})}
+    with tempfile.TemporaryDirectory(prefix="skbert-") as tmp:
+        loaded.model.config.save_pretrained(tmp)
+        loaded.tokenizer.save_pretrained(tmp)
+        for entry in Path(tmp).iterdir():
+            # config and tokenizer files; never code that a custom config
+            # copies next to itself
+            name = entry.name
+            if entry.is_file() and name != "model.safetensors":
+                if _BUNDLE_NAME.fullmatch(name):
+                    files[name] = entry.read_bytes()
+    return files
 
 
 def _digest(bundle: dict[str, bytes] | None) -> str | None:

@@ -1,4 +1,4 @@
-"""ONNX Runtime backend: export once per weights fingerprint, fuse, quantize.
+"""ONNX Runtime backend: export once per model identity, fuse, quantize.
 
 The checkpoint as loaded (float32, CPU) is exported to ONNX with a wrapper
 that computes BERT's additive attention mask itself (so that the graph has no
@@ -6,16 +6,18 @@ shape constants and ONNX Runtime recognises the attention pattern), fused with
 ``onnxruntime.transformers.optimizer`` (EmbedLayerNormalization, Attention,
 SkipLayerNormalization, BiasGelu) and, with ``quantize=True``, quantized to int8
 weights per output channel. The files are cached on disk under
-``$SKBERT_HOME/onnx/<fingerprint>/`` (default ``~/.cache/skbert``), written
-atomically under a file lock, and the float32 graph is checked against torch
-before first use.
+``$SKBERT_HOME/onnx/<identity>/`` (default ``~/.cache/skbert``), one folder
+per model identity (weights, tokenizer, configuration and recipe) and per
+version of the export recipe, torch, transformers and ONNX Runtime, written
+atomically under a file lock. The float32 graph is checked against torch on
+every load, the int8 graph whenever it is made; the checks tokenize through
+:class:`~skbert._tokenize.TextTokenizer`, like every other caller.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import logging
 import os
 import warnings
 from pathlib import Path
@@ -25,17 +27,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._filelock import file_lock
+from ._quiet import quiet
 
 if TYPE_CHECKING:
-    from ._loading import LoadedModel
+    from ._checkpoint import LoadedModel
 
 __all__ = ["load_onnx", "onnx_home"]
 
 #: Bumped when the export recipe changes (older exports are then ignored).
-_EXPORT_VERSION = "1"
+_EXPORT_VERSION = "2"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 #: Largest difference to torch accepted for the float32 graph.
 TOLERANCE = 1e-4
+#: Smallest cosine to torch's mean-pooled states accepted for an int8 graph
+#: (measured 0.95 and more; a damaged or foreign graph is far below).
+INT8_MIN_COSINE = 0.9
 _PROBE_TEXTS = [
     "A quick check that the exported graph matches the model.",
     "short",
@@ -103,8 +109,8 @@ def _export(loaded: LoadedModel, target: Path) -> None:
         model.set_attn_implementation("eager")  # the pattern ORT fuses
     else:
         model.config._attn_implementation = "eager"
-    example = loaded.tokenizer(["an example", "a longer example text"], padding=True)
-    args = tuple(torch.tensor(example[name]) for name in _INPUTS)
+    example = _probe_batch(loaded, ["an example", "a longer example text"])
+    args = tuple(example[name] for name in _INPUTS)
     outputs = ["last_hidden_state"] + (["pooler_output"] if loaded.has_pooler else [])
     axes = {name: {0: "batch", 1: "tokens"} for name in (*_INPUTS, outputs[0])}
     if loaded.has_pooler:
@@ -143,11 +149,9 @@ def _quantize(source: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     partial = target.with_name(target.name + ".tmp")
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # the quantizer advises pre-processing via root
     try:
-        with warnings.catch_warnings():
+        # the quantizer advises pre-processing through the root logger
+        with quiet(""), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             quantize_dynamic(
                 str(source),
@@ -158,7 +162,6 @@ def _quantize(source: Path, target: Path) -> None:
             )
         os.replace(partial, target)
     finally:
-        root.setLevel(level)
         partial.unlink(missing_ok=True)
 
 
@@ -203,29 +206,63 @@ def _session(path: Path) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _verify(onnx_model: OnnxModel, loaded: LoadedModel) -> None:
-    """Refuse a float32 graph that does not reproduce the torch model."""
+def _probe_batch(loaded: LoadedModel, texts: list[str]) -> dict[str, Any]:
+    """``texts`` as one padded CPU batch, tokenized the way ``transform`` does."""
     import torch
 
-    encoded = loaded.tokenizer(_PROBE_TEXTS, padding=True, return_tensors="pt")
-    batch = {name: encoded[name] for name in _INPUTS if name in encoded}
+    from ._batching import collate
+
+    ids, _ = loaded.tokenizer.encode(texts, loaded.info.model_max_length)
+    return collate(ids, loaded.tokenizer.pad_id, True, torch.device("cpu"))
+
+
+def _verify(onnx_model: OnnxModel, loaded: LoadedModel, path: Path) -> None:
+    """Refuse a graph that does not reproduce the torch model: float32 within
+    :data:`TOLERANCE` of it, int8 (an approximation) pointing the same way."""
+    import torch
+
+    batch = _probe_batch(loaded, _PROBE_TEXTS)
     with torch.inference_mode():
         expected = loaded.model(**{k: v.to(loaded.device) for k, v in batch.items()})
     found = onnx_model(**batch)
     mask = batch["attention_mask"].bool()
-    diff = (
-        (found.last_hidden_state - expected.last_hidden_state.float().cpu())
-        .abs()[mask]
-        .max()
-    )
+    pairs = [(found.last_hidden_state, expected.last_hidden_state.float().cpu())]
     if loaded.has_pooler:
-        pooled = (found.pooler_output - expected.pooler_output.float().cpu()).abs()
-        diff = max(diff, pooled.max())
-    if float(diff) > TOLERANCE:
-        raise RuntimeError(
-            f"The ONNX export differs from the torch model by {float(diff):.2e} "
-            f"(> {TOLERANCE}); refusing to use it. Use backend='torch'."
+        pairs.append((found.pooler_output, expected.pooler_output.float().cpu()))
+    if path.name.endswith("int8.onnx"):
+        weights = mask.unsqueeze(-1).float()
+        mean = [(state * weights).sum(1) for state in pairs[0]]
+        cosine = torch.nn.functional.cosine_similarity(*mean, dim=-1).min()
+        ok, what = float(cosine) >= INT8_MIN_COSINE, f"cosine {float(cosine):.3f}"
+        bound = f"< {INT8_MIN_COSINE}"
+    else:
+        diff = max(
+            (a - b).abs()[mask].max() if a.dim() == 3 else (a - b).abs().max()
+            for a, b in pairs
         )
+        ok, what = float(diff) <= TOLERANCE, f"{float(diff):.2e}"  # NaN refused
+        bound = f"> {TOLERANCE}"
+    if not ok:
+        raise RuntimeError(
+            f"The ONNX export differs from the torch model ({what} {bound}); "
+            f"refusing to use it. Use backend='torch', or delete {str(path)!r} "
+            "to export it again."
+        )
+
+
+def export_folder(loaded: LoadedModel) -> Path:
+    """Where the graphs of ``loaded`` are cached: one folder per model identity
+    and per version of the export recipe and of the libraries it runs on."""
+    from . import _versions
+    from ._identity import canonical_digest
+
+    versions = _versions.installed_versions()
+    key = {
+        "identity": loaded.identity.digest,
+        "export": _EXPORT_VERSION,
+        **{name: versions[name] for name in _versions.relevant_packages("onnx")},
+    }
+    return onnx_home() / canonical_digest(key).removeprefix("sha256:")[:32]
 
 
 def load_onnx(loaded: LoadedModel, *, quantize: bool) -> LoadedModel:
@@ -233,22 +270,20 @@ def load_onnx(loaded: LoadedModel, *, quantize: bool) -> LoadedModel:
     import torch
 
     _import_onnxruntime()
-    import onnxruntime
-
-    folder = onnx_home() / loaded.fingerprint.replace("sha256:", "")[:32]
-    tag = f"v{_EXPORT_VERSION}-ort{onnxruntime.__version__}"
-    fused = folder / f"model-{tag}.onnx"
-    int8 = folder / f"model-{tag}-int8.onnx"
+    folder = export_folder(loaded)
+    fused = folder / "model.onnx"
+    int8 = folder / "model-int8.onnx"
     with file_lock(folder / "export.lock"):
         if not fused.exists():
             _export(loaded, fused)
-            if quantize:  # int8 weights only from a float32 graph that was checked
-                _verify(OnnxModel(_session(fused), loaded.has_pooler), loaded)
         if quantize and not int8.exists():
+            # int8 weights only from a float32 graph that was checked, and the
+            # int8 graph is checked too (loosely: int8 is an approximation)
+            _verify(_onnx_model(fused, loaded), loaded, fused)
             _quantize(fused, int8)
-    model = OnnxModel(_session(int8 if quantize else fused), loaded.has_pooler)
-    if not quantize:  # every load: a stale or damaged file is refused too
-        _verify(model, loaded)
+    path = int8 if quantize else fused
+    model = _onnx_model(path, loaded)
+    _verify(model, loaded, path)  # every load: a damaged file is refused too
     return dataclasses.replace(
         loaded,
         model=model,
@@ -257,3 +292,7 @@ def load_onnx(loaded: LoadedModel, *, quantize: bool) -> LoadedModel:
         float32_state=None,
         backend="onnx-int8" if quantize else "onnx",
     )
+
+
+def _onnx_model(path: Path, loaded: LoadedModel) -> OnnxModel:
+    return OnnxModel(_session(path), loaded.has_pooler)

@@ -1,4 +1,12 @@
-"""``BertCLSVectorizer``: the scikit-learn estimator."""
+"""``BertCLSVectorizer``: the scikit-learn estimator.
+
+What is read when: the parameters that say *which model* (``model_name_or_path``,
+``revision``, ``local_files_only``, ``trust_remote_code``) are read by ``fit``,
+which loads it; changing them afterwards makes ``transform`` ask for a refit.
+Every other parameter is read when it is used: ``pooling``, ``layers``,
+``device``, ``backend`` and the rest by each ``transform``, ``persist`` when
+the estimator is pickled.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +25,27 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._inputs import check_texts
+from ._options import (
+    BACKENDS,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_BATCH_TOKENS,
+    DTYPES,
+    PERSIST_OPTIONS,
+    POOLINGS,
+)
 
 __all__ = ["BertCLSVectorizer"]
 
-POOLING_OPTIONS = ("cls", "pooler", "mean", "max")
+#: The parameters that say which model: read by ``fit`` only.
+MODEL_PARAMETERS = (
+    "model_name_or_path",
+    "revision",
+    "local_files_only",
+    "trust_remote_code",
+)
+#: Pickle entries added to scikit-learn's state by skbert.
+_VERSIONS_KEY = "_skbert_versions"
+_DIGEST_KEY = "_skbert_state_digest"
 
 
 class BertCLSVectorizer(
@@ -143,21 +168,21 @@ class BertCLSVectorizer(
 
     _parameter_constraints: dict = {
         "model_name_or_path": [str, os.PathLike],
-        "pooling": [StrOptions(set(POOLING_OPTIONS))],
+        "pooling": [StrOptions(set(POOLINGS))],
         "layers": [Integral, tuple, list],
         "normalize": ["boolean"],
         "max_length": [Interval(Integral, 2, None, closed="left"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_batch_tokens": [Interval(Integral, 1, None, closed="left"), None],
         "device": [str, list, tuple],
-        "dtype": [StrOptions({"auto", "float32", "float16", "bfloat16"})],
-        "backend": [StrOptions({"torch", "onnx"})],
+        "dtype": [StrOptions(set(DTYPES))],
+        "backend": [StrOptions(set(BACKENDS))],
         "quantize": ["boolean"],
         "revision": [str, None],
         "local_files_only": ["boolean"],
         "trust_remote_code": ["boolean"],
         "show_progress_bar": ["boolean", None],
-        "persist": [StrOptions({"weights", "reference"})],
+        "persist": [StrOptions(set(PERSIST_OPTIONS))],
         "cache": [str, os.PathLike, None],  # "auto" or a directory
     }
 
@@ -169,8 +194,8 @@ class BertCLSVectorizer(
         layers: int | tuple[int, ...] = -1,
         normalize: bool = False,
         max_length: int | None = None,
-        batch_size: int = 128,
-        max_batch_tokens: int | None = 16384,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
         device: str | list[str] = "auto",
         dtype: str = "float32",
         backend: str = "torch",
@@ -230,21 +255,22 @@ class BertCLSVectorizer(
             or ``layers``/``max_length`` do not fit the model.
         """
         from ._device import resolve_dtype
-        from ._handle import ModelHandle, ModelSource
+        from ._handle import ModelSource
+        from ._models import fit_handle
+        from ._resolve import local_folder
 
         check_texts(X)
         device = self._devices()[0]
+        location = local_folder(self.model_name_or_path)
         source = ModelSource(
             name=os.fspath(self.model_name_or_path),
             revision=self.revision,
             local_files_only=self.local_files_only,
             trust_remote_code=self.trust_remote_code,
+            location=None if location is None else str(location),
         )
-        handle = ModelHandle.load(
-            source,
-            device=device,
-            dtype=resolve_dtype(self.dtype, device),
-            persist=self.persist,
+        handle = fit_handle(
+            source, device=device, dtype=resolve_dtype(self.dtype, device)
         )
         self._encoding_spec(handle)  # refuse unsupported options before fitting
         if self.backend == "onnx":  # export (once per checkpoint) and verify now
@@ -296,17 +322,41 @@ class BertCLSVectorizer(
         """``transform`` after validation (not wrapped by ``set_output``)."""
         from ._cache import get_store
         from ._encoding import encode
+        from ._report import warn_about
 
+        self._check_model_parameters()
         spec = self._encoding_spec(self.model_)
         if not texts:
             return np.empty((0, self.hidden_size_), dtype=np.float32)
-        return encode(
+        vectors, report = encode(
             texts,
             self._models(self.model_),
             spec,
             show_progress_bar=self.show_progress_bar,
             store=get_store(self.cache),
         )
+        warn_about(report)
+        return vectors
+
+    def _check_model_parameters(self) -> None:
+        """Refuse to encode with a model other than the parameters now name."""
+        source = self.model_.source
+        fitted = {
+            "model_name_or_path": source.name,
+            "revision": source.revision,
+            "local_files_only": source.local_files_only,
+            "trust_remote_code": source.trust_remote_code,
+        }
+        for name in MODEL_PARAMETERS:
+            value = getattr(self, name)
+            if name == "model_name_or_path":
+                value = os.fspath(value)
+            if value != fitted[name]:
+                raise ValueError(
+                    f"{name}={value!r} was set after fit (the fitted model was "
+                    f"loaded with {name}={fitted[name]!r}); call fit again to load "
+                    "the model it names."
+                )
 
     def _devices(self) -> list[Any]:
         """The torch devices to run on: the CPU for ONNX Runtime."""
@@ -321,10 +371,15 @@ class BertCLSVectorizer(
     def _models(self, handle: Any) -> list[Any]:
         """``handle``'s checkpoint loaded on every device to run on."""
         from ._device import resolve_dtype
+        from ._models import running_model
 
         return [
-            handle.get(
-                device, resolve_dtype(self.dtype, device), self.backend, self.quantize
+            running_model(
+                handle,
+                device,
+                resolve_dtype(self.dtype, device),
+                self.backend,
+                self.quantize,
             )
             for device in self._devices()
         ]
@@ -426,3 +481,95 @@ class BertCLSVectorizer(
     @property
     def _n_features_out(self) -> int:
         return self.hidden_size_
+
+    # -- pickling ------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """scikit-learn's state, with the handle pickled as ``persist`` says now,
+        the versions of the libraries that computed the vectors, and a SHA-256
+        over everything but the model files (which carry their own)."""
+        from . import _versions
+
+        state = dict(super().__getstate__())  # scikit-learn may return __dict__
+        if "model_" in state:
+            state["model_"] = state["model_"].with_persist(self.persist)
+        state[_VERSIONS_KEY] = _versions.installed_versions()
+        state[_DIGEST_KEY] = _state_digest(state)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Check what a file says before this estimator uses any of it."""
+        from ._handle import ModelHandle
+
+        if not isinstance(state, dict):
+            raise ValueError("Refusing this file: the estimator state is not a dict.")
+        state = dict(state)
+        handle = state.get("model_")
+        if handle is not None and not isinstance(handle, ModelHandle):
+            raise ValueError("Refusing this file: its model_ is not a ModelHandle.")
+        digest = state.pop(_DIGEST_KEY, None)
+        versions = state.pop(_VERSIONS_KEY, None)
+        if digest is not None or versions is not None:  # skbert 0.1.0 wrote none
+            if digest != _state_digest({**state, _VERSIONS_KEY: versions}):
+                raise ValueError(
+                    "Refusing this file: the state of its BertCLSVectorizer "
+                    "(parameters and fitted attributes) does not match the SHA-256 "
+                    "written with it. The file was damaged or altered; re-create "
+                    "it from the fitted estimator."
+                )
+        if handle is not None:
+            _check_fitted_attributes(state, handle)
+        super().__setstate__(state)
+        _warn_about_versions(versions, backend=state.get("backend"))
+
+
+def _state_digest(state: dict[str, Any]) -> str:
+    """SHA-256 over an estimator state, the handle by its own state digest."""
+    from ._identity import canonical_digest
+
+    covered = {}
+    for key, value in state.items():
+        if key == _DIGEST_KEY:
+            continue
+        if key == "model_":
+            value = value.digest_for_estimator()
+        elif isinstance(value, os.PathLike):
+            value = ["path", os.fspath(value)]
+        covered[key] = value
+    return canonical_digest(covered)
+
+
+def _check_fitted_attributes(state: dict[str, Any], handle: Any) -> None:
+    """Fitted attributes are what the handle describes (derived, never trusted)."""
+    expected = {
+        "hidden_size_": handle.hidden_size,
+        "n_layers_": handle.n_hidden_states,
+        "has_pooler_": handle.has_pooler,
+        "fingerprint_": handle.fingerprint,
+    }
+    for name, value in expected.items():
+        if state.get(name) != value:
+            raise ValueError(
+                f"Refusing this file: its fitted attribute {name}="
+                f"{state.get(name)!r} contradicts the model it holds ({value!r}). "
+                "The file was damaged or altered; re-create it."
+            )
+
+
+def _warn_about_versions(versions: object, *, backend: object) -> None:
+    """Warn, naming both versions, for each library that changed since pickling."""
+    import warnings
+
+    from . import _versions
+    from ._report import user_stacklevel
+
+    if not isinstance(versions, dict):
+        return
+    now = _versions.installed_versions()
+    for package in _versions.relevant_packages(str(backend)):
+        if package in versions and versions[package] != now[package]:
+            warnings.warn(
+                _versions.InconsistentVersionWarning(
+                    package, versions[package], now[package]
+                ),
+                stacklevel=user_stacklevel(),
+            )

@@ -14,7 +14,7 @@ from helpers import POOLINGS, vectorizer
 
 import skbert._batching
 import skbert._onnx
-from skbert._batching import BatchPlan, plan_batches
+from skbert._batching import EncodingSpec, plan_batches
 from skbert._device import resolve_devices, resolve_dtype
 
 pytest.importorskip("onnxruntime")
@@ -123,7 +123,14 @@ def test_unsupported_backend_options_are_refused(tiny_model_dir, params, message
 def test_plan_batches_respects_count_and_token_budget():
     rng = np.random.default_rng(0)
     lengths = [int(n) for n in rng.integers(1, 60, size=300)]
-    plan = BatchPlan(batch_size=16, max_length=64, chunk_size=300, max_batch_tokens=200)
+    plan = EncodingSpec(
+        pooling="cls",
+        layers=(2,),
+        normalize=False,
+        max_length=64,
+        batch_size=16,
+        max_batch_tokens=200,
+    )
     batches = plan_batches(lengths, plan)
     assert sorted(i for batch in batches for i in batch) == list(range(300))
     longest_first = [max(lengths[i] for i in batch) for batch in batches]

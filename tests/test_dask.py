@@ -2,7 +2,7 @@
 
 Oracles: the same fitted estimator's in-process ``transform``/``predict`` on
 the same texts, and counters installed in each worker process that record
-every model load (``skbert._handle.load_folder``), every unpickled model
+every model load (``skbert._models.load_folder``), every unpickled model
 handle and every partition that reached the encoder.
 """
 
@@ -50,11 +50,12 @@ def _worker_probes():
 
         import skbert._encoding
         import skbert._handle
+        import skbert._models
 
         if hasattr(skbert._handle, "_probe_counts"):
             return
         counts = collections.Counter()
-        load_folder = skbert._handle.load_folder
+        load_folder = skbert._models.load_folder
         setstate = skbert._handle.ModelHandle.__setstate__
         encode = skbert._encoding.encode
 
@@ -71,7 +72,7 @@ def _worker_probes():
             counts["texts"] += len(texts)
             return encode(texts, *args, **kwargs)
 
-        skbert._handle.load_folder = counting_load_folder
+        skbert._models.load_folder = counting_load_folder
         skbert._handle.ModelHandle.__setstate__ = counting_setstate
         skbert._encoding.encode = counting_encode
         skbert._handle._probe_counts = counts

@@ -12,8 +12,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 import skbert
-import skbert._handle
-import skbert._loading
+import skbert._models
 
 
 @pytest.fixture
@@ -21,14 +20,14 @@ def load_calls(monkeypatch):
     """Folders read by skbert's loader, with an empty model registry to start."""
     skbert.clear_model_cache()
     calls = []
-    original = skbert._handle.load_folder
+    original = skbert._models.load_folder
 
     def counting_load_folder(folder, **kwargs):
         calls.append(os.path.realpath(folder))
         return original(folder, **kwargs)
 
-    # _handle imports load_folder by name: patch the name it calls.
-    monkeypatch.setattr(skbert._handle, "load_folder", counting_load_folder)
+    # _models imports load_folder by name: patch the name it calls.
+    monkeypatch.setattr(skbert._models, "load_folder", counting_load_folder)
     yield calls
     skbert.clear_model_cache()
 

@@ -121,7 +121,7 @@ def dump_tampered(
         ).encode()
     bundle.update(files or {})
     handle._bundle = bundle
-    handle._models.clear()  # so that the altered bundle is what gets written
+    handle.models.clear()  # so that the altered bundle is what gets written
     handle.source = dataclasses.replace(
         handle.source, trust_remote_code=trust_remote_code
     )
@@ -282,7 +282,7 @@ def test_altered_weights_behind_a_matching_checksum_are_refused(tiny_model_dir):
     weights[-1] ^= 0x01  # the last bit of the last tensor
     bundle["model.safetensors"] = bytes(weights)
     handle._bundle = bundle
-    handle._models.clear()
+    handle.models.clear()
     blob = pickle.dumps(fitted)
     skbert.clear_model_cache()
 

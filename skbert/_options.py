@@ -1,0 +1,37 @@
+"""The option vocabularies and defaults: one home for every name a user types.
+
+The estimator's parameter constraints, its docstring, the command line and
+the docs all read these tuples, so a pooling (or backend, or dtype) is added
+in one place. Dependency-free: ``skbert --help`` imports it without
+scikit-learn or torch.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BACKENDS",
+    "CACHED_POOLINGS",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MAX_BATCH_TOKENS",
+    "DTYPES",
+    "PERSIST_OPTIONS",
+    "POOLINGS",
+    "TOKEN_POOLINGS",
+]
+
+#: Every ``pooling`` value, in the order the docs and the CLI list them.
+POOLINGS = ("cls", "pooler", "mean", "max")
+#: Poolings computed from token states (``"pooler"`` is the model's own layer).
+TOKEN_POOLINGS = ("cls", "mean", "max")
+#: Order of the poolings stored together in one embedding-cache entry.
+CACHED_POOLINGS = ("cls", "mean", "max", "pooler")
+#: ``dtype`` values; ``"auto"`` is bfloat16 (else float16) on CUDA, else float32.
+DTYPES = ("float32", "float16", "bfloat16", "auto")
+#: ``backend`` values.
+BACKENDS = ("torch", "onnx")
+#: ``persist`` values: what a pickle of a fitted vectorizer holds.
+PERSIST_OPTIONS = ("weights", "reference")
+#: Texts per forward pass.
+DEFAULT_BATCH_SIZE = 128
+#: Padded tokens per forward pass (measured: see docs/performance.md).
+DEFAULT_MAX_BATCH_TOKENS = 16384
