@@ -104,7 +104,7 @@ def pool_batch(
     """One forward pass; float32 vectors of shape ``(batch, poolings, hidden)``."""
     import torch
 
-    last = loaded.n_hidden_states - 1
+    last = loaded.info.n_hidden_states - 1
     need_hidden = any(layer != last for layer in layers)
     output = loaded.model(**batch, output_hidden_states=need_hidden, return_dict=True)
     states = [

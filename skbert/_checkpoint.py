@@ -71,18 +71,6 @@ class LoadedModel:
         return self.identity.weights
 
     @property
-    def has_pooler(self) -> bool:
-        return self.info.has_pooler
-
-    @property
-    def hidden_size(self) -> int:
-        return self.info.hidden_size
-
-    @property
-    def n_hidden_states(self) -> int:
-        return self.info.n_hidden_states
-
-    @property
     def compute(self) -> str:
         """How vectors are computed (part of every embedding-cache key): the
         backend, the precision and the versions of the libraries involved."""

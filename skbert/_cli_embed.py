@@ -590,7 +590,7 @@ def run(args: argparse.Namespace) -> int:
         writer.abort()
         raise
     if truncated:
-        limit = args.max_length or vectorizer.model_.model_max_length
+        limit = args.max_length or vectorizer.model_.info.model_max_length
         print(
             f"skbert embed: warning: {truncated} of {n_texts} texts were longer than "
             f"{limit} tokens and were truncated (see --max-length).",

@@ -100,14 +100,14 @@ def describe(
         "hidden_size": vectorizer.hidden_size_,
         "attention_heads": getattr(config, "num_attention_heads", None),
         "parameters": sum(p.numel() for p in loaded.model.parameters()),
-        "max_length": handle.model_max_length,
+        "max_length": handle.info.model_max_length,
         "max_position_embeddings": getattr(config, "max_position_embeddings", None),
         "tokenizer": type(loaded.tokenizer.backend).__name__,
         "vocab_size": len(loaded.tokenizer),
         "weight_files": _weight_files(folder),
         "fingerprint": vectorizer.fingerprint_,
         "has_pooler": vectorizer.has_pooler_,
-        "missing_pooler_keys": list(handle.missing_pooler_keys),
+        "missing_pooler_keys": list(handle.info.missing_pooler_keys),
         "poolings": [
             name for name in POOLINGS if name != "pooler" or vectorizer.has_pooler_
         ],

@@ -133,7 +133,9 @@ def _encode_cached(
     from ._cache import entry_prefix, text_key
 
     loaded = models[0]
-    poolings = tuple(p for p in CACHED_POOLINGS if p != "pooler" or loaded.has_pooler)
+    poolings = tuple(
+        p for p in CACHED_POOLINGS if p != "pooler" or loaded.info.has_pooler
+    )
     which = poolings.index(spec.pooling)
     prefix = entry_prefix(
         loaded.identity.digest,
@@ -176,7 +178,7 @@ def encode(
     Returns the vectors and what happened (nothing is warned here).
     """
     unique = list(dict.fromkeys(texts))  # duplicates are encoded once
-    out = np.empty((len(unique), models[0].hidden_size), dtype=np.float32)
+    out = np.empty((len(unique), models[0].info.hidden_size), dtype=np.float32)
     run = RunReport()
     options = {"show_progress_bar": show_progress_bar}
     if store is None:

@@ -179,26 +179,6 @@ class ModelHandle:
         return self.identity.weights
 
     @property
-    def has_pooler(self) -> bool:
-        return self.info.has_pooler
-
-    @property
-    def hidden_size(self) -> int:
-        return self.info.hidden_size
-
-    @property
-    def n_hidden_states(self) -> int:
-        return self.info.n_hidden_states
-
-    @property
-    def model_max_length(self) -> int:
-        return self.info.model_max_length
-
-    @property
-    def missing_pooler_keys(self) -> tuple[str, ...]:
-        return self.info.missing_pooler_keys
-
-    @property
     def damage(self) -> str | None:
         """Why this handle, read from a file, must not be used (else ``None``)."""
         return self._damage
@@ -275,8 +255,10 @@ class ModelHandle:
                 "vectors. Refit the vectorizer, or restore the original checkpoint."
             )
         if self._legacy:  # what skbert 0.1.0 stored: sizes and pooler presence
-            stored = (self.hidden_size, self.n_hidden_states, self.has_pooler)
-            derived = (loaded.hidden_size, loaded.n_hidden_states, loaded.has_pooler)
+            stored, derived = (
+                (info.hidden_size, info.n_hidden_states, info.has_pooler)
+                for info in (self.info, loaded.info)
+            )
             if stored != derived:
                 raise FingerprintMismatchError(self._altered(loaded))
             self.identity, self.info = loaded.identity, loaded.info

@@ -111,9 +111,11 @@ def _export(loaded: LoadedModel, target: Path) -> None:
         model.config._attn_implementation = "eager"
     example = _probe_batch(loaded, ["an example", "a longer example text"])
     args = tuple(example[name] for name in _INPUTS)
-    outputs = ["last_hidden_state"] + (["pooler_output"] if loaded.has_pooler else [])
+    outputs = ["last_hidden_state"] + (
+        ["pooler_output"] if loaded.info.has_pooler else []
+    )
     axes = {name: {0: "batch", 1: "tokens"} for name in (*_INPUTS, outputs[0])}
-    if loaded.has_pooler:
+    if loaded.info.has_pooler:
         axes["pooler_output"] = {0: "batch"}
     raw = target.with_name(target.name + ".raw.tmp")
     fused = target.with_name(target.name + ".tmp")
@@ -227,7 +229,7 @@ def _verify(onnx_model: OnnxModel, loaded: LoadedModel, path: Path) -> None:
     found = onnx_model(**batch)
     mask = batch["attention_mask"].bool()
     pairs = [(found.last_hidden_state, expected.last_hidden_state.float().cpu())]
-    if loaded.has_pooler:
+    if loaded.info.has_pooler:
         pairs.append((found.pooler_output, expected.pooler_output.float().cpu()))
     if path.name.endswith("int8.onnx"):
         weights = mask.unsqueeze(-1).float()
@@ -295,4 +297,4 @@ def load_onnx(loaded: LoadedModel, *, quantize: bool) -> LoadedModel:
 
 
 def _onnx_model(path: Path, loaded: LoadedModel) -> OnnxModel:
-    return OnnxModel(_session(path), loaded.has_pooler)
+    return OnnxModel(_session(path), loaded.info.has_pooler)

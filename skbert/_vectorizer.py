@@ -276,9 +276,9 @@ class BertCLSVectorizer(
         if self.backend == "onnx":  # export (once per checkpoint) and verify now
             self._models(handle)
         self.model_ = handle
-        self.hidden_size_ = handle.hidden_size
-        self.n_layers_ = handle.n_hidden_states
-        self.has_pooler_ = handle.has_pooler
+        self.hidden_size_ = handle.info.hidden_size
+        self.n_layers_ = handle.info.n_hidden_states
+        self.has_pooler_ = handle.info.has_pooler
         self.fingerprint_ = handle.fingerprint
         return self
 
@@ -388,7 +388,7 @@ class BertCLSVectorizer(
         """Check the options against the model; the spec the encoder runs."""
         from ._encoding import EncodingSpec
 
-        n_states = handle.n_hidden_states
+        n_states = handle.info.n_hidden_states
         layers = (
             (self.layers,) if isinstance(self.layers, Integral) else tuple(self.layers)
         )
@@ -409,7 +409,7 @@ class BertCLSVectorizer(
             )
         absolute = tuple(int(layer) % n_states for layer in layers)
         if self.pooling == "pooler":
-            if not handle.has_pooler:
+            if not handle.info.has_pooler:
                 raise ValueError(self._no_pooler_message(handle))
             if absolute != (n_states - 1,):
                 raise ValueError(
@@ -417,14 +417,13 @@ class BertCLSVectorizer(
                     f"the last layer; got layers={self.layers!r}. Use layers=-1, or "
                     "pooling='cls' or 'mean' to pool other layers."
                 )
-        max_length = self.max_length
+        max_length, limit = self.max_length, handle.info.model_max_length
         if max_length is None:
-            max_length = handle.model_max_length
-        elif max_length > handle.model_max_length:
+            max_length = limit
+        elif max_length > limit:
             raise ValueError(
-                f"max_length={max_length} exceeds this model's limit of "
-                f"{handle.model_max_length} tokens; use max_length=None or a value <= "
-                f"{handle.model_max_length}."
+                f"max_length={max_length} exceeds this model's limit of {limit} "
+                f"tokens; use max_length=None or a value <= {limit}."
             )
         if self.quantize and self.backend != "onnx":
             raise ValueError(
@@ -459,7 +458,7 @@ class BertCLSVectorizer(
         )
 
     def _no_pooler_message(self, handle: Any) -> str:
-        missing = list(handle.missing_pooler_keys)
+        missing = list(handle.info.missing_pooler_keys)
         if missing:
             why = (
                 f"the checkpoint {os.fspath(self.model_name_or_path)!r} has no trained "
@@ -541,9 +540,9 @@ def _state_digest(state: dict[str, Any]) -> str:
 def _check_fitted_attributes(state: dict[str, Any], handle: Any) -> None:
     """Fitted attributes are what the handle describes (derived, never trusted)."""
     expected = {
-        "hidden_size_": handle.hidden_size,
-        "n_layers_": handle.n_hidden_states,
-        "has_pooler_": handle.has_pooler,
+        "hidden_size_": handle.info.hidden_size,
+        "n_layers_": handle.info.n_hidden_states,
+        "has_pooler_": handle.info.has_pooler,
         "fingerprint_": handle.fingerprint,
     }
     for name, value in expected.items():

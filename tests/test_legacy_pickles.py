@@ -67,9 +67,7 @@ def test_a_legacy_pickle_gives_the_vectors_of_the_model_it_carries(legacy_oracle
 
 
 @pytest.mark.parametrize("used", [False, True])
-def test_a_legacy_pickle_is_written_again_in_the_current_format(
-    legacy_oracle, used
-):
+def test_a_legacy_pickle_is_written_again_in_the_current_format(legacy_oracle, used):
     skbert.clear_model_cache()
     restored = load_legacy()
     expected = legacy_oracle.vectors(TEXTS[:3], "mean")

@@ -250,15 +250,31 @@ def test_pickle_of_a_is_accepted_after_loading_b_with_equal_weights(
 # -- 5. and 10. the cache is an optimisation: storage trouble never fails ----
 
 
-def short_busy_timeout(monkeypatch, seconds: float = 0.2) -> None:
-    """Make every SQLite connection give up waiting for a lock after ``seconds``."""
+def encode_with_cache(folder, cache, texts) -> tuple[np.ndarray, list[str]]:
+    """Mean vectors of ``texts`` through the cache directory ``cache``, and the
+    warnings about the cache that this raised."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found = vectorizer(folder, cache=str(cache), pooling="mean").fit_transform(
+            texts
+        )
+    return found, [str(w.message) for w in caught if "cache" in str(w.message)]
+
+
+def patch_connect(monkeypatch, *, timeout: float | None = None, pragma: str = ""):
+    """Every new SQLite connection waits at most ``timeout`` s for a lock and
+    runs ``pragma`` first (e.g. a page limit that makes the disk "full")."""
     connect = sqlite3.connect
 
-    def quick(*args, **kwargs):
-        kwargs["timeout"] = seconds
-        return connect(*args, **kwargs)
+    def patched(*args, **kwargs):
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        conn = connect(*args, **kwargs)
+        if pragma:
+            conn.execute(pragma)
+        return conn
 
-    monkeypatch.setattr(sqlite3, "connect", quick)
+    monkeypatch.setattr(sqlite3, "connect", patched)
 
 
 def test_a_busy_shared_cache_is_not_treated_as_corrupt(
@@ -269,14 +285,10 @@ def test_a_busy_shared_cache_is_not_treated_as_corrupt(
     database = next(cache.glob("*.sqlite"))
     other = sqlite3.connect(database, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")  # another process is writing
-    short_busy_timeout(monkeypatch)
+    patch_connect(monkeypatch, timeout=0.2)
     skbert._cache._DISK.clear()  # a new process opens the cache
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            found = vectorizer(
-                tiny_model_dir, cache=str(cache), pooling="mean"
-            ).fit_transform(TEXTS)
+        found, messages = encode_with_cache(tiny_model_dir, cache, TEXTS)
     finally:
         other.execute("ROLLBACK")
         other.close()
@@ -284,7 +296,6 @@ def test_a_busy_shared_cache_is_not_treated_as_corrupt(
     np.testing.assert_allclose(found, tiny_oracle.vectors(TEXTS, "mean"), atol=1e-5)
     assert database.exists()
     assert not [p.name for p in cache.iterdir() if "corrupt" in p.name]
-    messages = [str(w.message) for w in caught if "cache" in str(w.message)]
     assert messages and all("corrupt" not in m for m in messages), messages
     assert any("busy" in m or "locked" in m for m in messages), messages
 
@@ -292,27 +303,15 @@ def test_a_busy_shared_cache_is_not_treated_as_corrupt(
 def test_a_full_disk_under_the_cache_still_returns_correct_vectors(
     tiny_model_dir, tiny_oracle, tmp_path, monkeypatch
 ):
-    connect = sqlite3.connect
-
-    def small_disk(*args, **kwargs):
-        conn = connect(*args, **kwargs)
-        conn.execute("PRAGMA max_page_count = 8")  # a few kB, then "disk is full"
-        return conn
-
-    monkeypatch.setattr(sqlite3, "connect", small_disk)
+    patch_connect(monkeypatch, pragma="PRAGMA max_page_count = 8")  # a few kB
     texts = distinct_texts(300, seed=5)
     cache = tmp_path / "full"
 
     for attempt in range(2):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            found = vectorizer(
-                tiny_model_dir, cache=str(cache), pooling="mean"
-            ).fit_transform(texts)
+        found, messages = encode_with_cache(tiny_model_dir, cache, texts)
         np.testing.assert_allclose(
             found, tiny_oracle.vectors(texts, "mean"), atol=1e-5, rtol=0
         )
-        messages = [str(w.message) for w in caught if "cache" in str(w.message)]
         assert len(messages) <= 1, messages
         assert attempt == 1 or any("full" in m for m in messages), messages
 
@@ -334,16 +333,13 @@ def test_a_malformed_cache_database_is_moved_aside_and_rebuilt(
         data[start : start + 64] = bytes(range(64))
     database.write_bytes(bytes(data))
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        found = vectorizer(
-            tiny_model_dir, cache=str(cache), pooling="mean"
-        ).fit_transform(texts)
+    found, messages = encode_with_cache(tiny_model_dir, cache, texts)
 
     np.testing.assert_allclose(
         found, tiny_oracle.vectors(texts, "mean"), atol=1e-5, rtol=0
     )
-    assert any("cache" in str(w.message) for w in caught)
+    assert any("moved it to" in m for m in messages), messages
+    assert list(cache.glob("embeddings.sqlite.corrupt-*"))
     skbert._cache._DISK.clear()
     info = skbert.cache_info(str(cache))  # the rebuilt cache works
     assert info["entries"] >= 0
@@ -455,9 +451,7 @@ def test_verbosity_is_unchanged_while_a_load_runs_in_another_thread(
     assert seen == [hf_logging.get_verbosity()] and seen[0] != hf_logging.ERROR
 
 
-def test_the_load_report_is_hidden_but_other_threads_still_log(
-    make_tiny_bert, caplog
-):
+def test_the_load_report_is_hidden_but_other_threads_still_log(make_tiny_bert, caplog):
     # transformers' load report of a masked-LM checkpoint ("pooler ...
     # MISSING ... newly initialized") is skbert's to turn into a decision; a
     # warning that another thread logs meanwhile is the user's and must show.
