@@ -170,12 +170,17 @@ _TROUBLE = {
     14: "impossible to open",
     23: "not permitted",
 }
+#: What reading or writing the database can raise: SQLite's errors, the
+#: file system's, and damaged text that SQLite hands back undecodable.
+_STORAGE_ERRORS = (sqlite3.Error, OSError, UnicodeDecodeError)
 #: Seconds a connection waits for another process's write lock.
 BUSY_TIMEOUT = 120.0
 
 
 def _problem(exc: BaseException) -> tuple[str, bool]:
     """What a storage error means: a description, and whether the file is damaged."""
+    if isinstance(exc, UnicodeDecodeError):  # SQLite handed back damaged text
+        return "malformed", True
     code = getattr(exc, "sqlite_errorcode", None)
     if isinstance(code, int):
         primary = code & 0xFF
@@ -219,7 +224,7 @@ class DiskStore:
         self._check_after_unclean_exit()
         try:
             conn = self._open()
-        except sqlite3.DatabaseError as exc:
+        except _STORAGE_ERRORS as exc:
             if not _problem(exc)[1]:
                 raise
             conn = self._recover(exc)
@@ -274,7 +279,7 @@ class DiskStore:
                 verdict = probe.execute(f"PRAGMA {check}").fetchone()[0]
             finally:
                 probe.close()
-        except sqlite3.DatabaseError as exc:
+        except _STORAGE_ERRORS as exc:
             description, damaged = _problem(exc)
             if not damaged:
                 return True  # cannot check now; the entries' checksums still hold
@@ -326,7 +331,7 @@ class DiskStore:
             try:
                 self._local.conn = self._recover(exc)
                 self._local.pid = os.getpid()
-            except (sqlite3.Error, OSError) as again:
+            except _STORAGE_ERRORS as again:
                 self._warn("bypass", self._bypass_message(again, "rebuilding it"))
             return
         self._warn(
@@ -364,7 +369,7 @@ class DiskStore:
                         damaged += 1
                     else:
                         found[bytes(key)] = value
-        except (sqlite3.Error, OSError) as exc:
+        except _STORAGE_ERRORS as exc:
             self._trouble(exc, "reading")
             found = {}
         if damaged:
@@ -394,7 +399,7 @@ class DiskStore:
             conn = self._connect()
             if conn.in_transaction:  # left open by an interrupted earlier write
                 conn.execute("ROLLBACK")
-        except (sqlite3.Error, OSError) as exc:
+        except _STORAGE_ERRORS as exc:
             self._trouble(exc, "writing")
             return
         try:
@@ -403,7 +408,7 @@ class DiskStore:
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
             conn.execute("COMMIT")
-        except (sqlite3.Error, OSError) as exc:
+        except _STORAGE_ERRORS as exc:
             self._rollback(conn)
             self._trouble(exc, "writing")
         except BaseException:
