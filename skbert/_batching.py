@@ -40,6 +40,23 @@ class EncodingSpec:
     max_length: int
     batch_size: int
     max_batch_tokens: int | None = None
+    #: The poolings whose vectors are concatenated into the output (one,
+    #: ``(pooling,)``, except for a sentence-transformers recipe).
+    modes: tuple[str, ...] = ()
+    #: Put before every text (a model's query/passage prompt).
+    prompt: str = ""
+    #: Lower-case every text first (a sentence-transformers folder asks for it).
+    lowercase: bool = False
+    #: Leading tokens (the prompt) left out of the token poolings.
+    skip: int = 0
+    #: Apply the folder's Dense layers after pooling.
+    dense: bool = False
+    #: Length of each output vector.
+    output_size: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.modes:
+            object.__setattr__(self, "modes", (self.pooling,))
 
 
 @dataclass
@@ -100,26 +117,33 @@ def pool_batch(
     batch: dict[str, torch.Tensor],
     layers: tuple[int, ...],
     poolings: tuple[str, ...],
+    skip: int = 0,
 ) -> torch.Tensor:
-    """One forward pass; float32 vectors of shape ``(batch, poolings, hidden)``."""
+    """One forward pass; float32 vectors of shape ``(batch, poolings, hidden)``.
+
+    The states stay in the model's precision; each pooling accumulates in
+    float32. ``skip`` leading tokens (a prompt) are left out of the token
+    poolings.
+    """
     import torch
 
     last = loaded.info.n_hidden_states - 1
     need_hidden = any(layer != last for layer in layers)
     output = loaded.model(**batch, output_hidden_states=need_hidden, return_dict=True)
     states = [
-        (
-            output.hidden_states[layer] if need_hidden else output.last_hidden_state
-        ).float()
+        output.hidden_states[layer] if need_hidden else output.last_hidden_state
         for layer in layers
     ]
     mask = batch["attention_mask"]
+    if skip:
+        mask = mask.clone()
+        mask[:, :skip] = 0
     pooled = []
     for name in poolings:
         if name == "pooler":
             pooled.append(output.pooler_output.float())
             continue
-        per_layer = [POOLINGS[name](state, mask) for state in states]
+        per_layer = [POOLINGS[name](state, mask).float() for state in states]
         pooled.append(
             per_layer[0] if len(per_layer) == 1 else torch.stack(per_layer).mean(0)
         )
@@ -151,12 +175,13 @@ class _Runner:
     def __init__(
         self,
         loaded: LoadedModel,
-        layers: tuple[int, ...],
+        spec: EncodingSpec,
         poolings: tuple[str, ...],
         report: RunReport,
     ) -> None:
         self.loaded = loaded
-        self.layers = layers
+        self.layers = spec.layers
+        self.skip = spec.skip
         self.poolings = poolings
         self.report = report
         self.pad_id = loaded.tokenizer.pad_id
@@ -170,7 +195,9 @@ class _Runner:
                 batch = collate(
                     rows, self.pad_id, self.with_token_types, self.loaded.device
                 )
-                pooled = pool_batch(self.loaded, batch, self.layers, self.poolings)
+                pooled = pool_batch(
+                    self.loaded, batch, self.layers, self.poolings, self.skip
+                )
                 return pooled.to("cpu").numpy()
         except Exception as error:
             if len(rows) == 1 or not is_out_of_memory(error):
@@ -200,7 +227,7 @@ def iter_pooled(
     model per device; batches are dealt to them in turn, at most two per
     device in flight, and yielded in the order dealt.
     """
-    runners = [_Runner(loaded, spec.layers, poolings, report) for loaded in models]
+    runners = [_Runner(loaded, spec, poolings, report) for loaded in models]
     tokenizer = models[0].tokenizer
     pool = ThreadPoolExecutor(len(runners)) if len(runners) > 1 else None
     pending: deque = deque()

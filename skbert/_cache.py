@@ -66,6 +66,7 @@ def entry_prefix(
     max_length: int,
     layers: tuple[int, ...],
     poolings: tuple[str, ...],
+    skip: int = 0,
 ) -> bytes:
     """Everything except the text that determines a cache entry.
 
@@ -75,7 +76,7 @@ def entry_prefix(
     int8 vector is never served to a float32 request.
     """
     parts = [_FORMAT, identity, compute, str(max_length)]
-    parts += [",".join(map(str, layers)), ",".join(poolings)]
+    parts += [",".join(map(str, layers)), ",".join(poolings), f"skip={skip}"]
     return "\x00".join(parts).encode() + b"\x00"
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +64,11 @@ class LoadedModel:
     #: float32 CPU copy of the weights, kept only when the running copy is in
     #: another dtype, so that a pickle always holds the weights as loaded.
     float32_state: dict[str, Any] | None = None
+    #: A sentence-transformers folder's Dense layers (weight, bias) as float32.
+    dense: list[tuple[Any, Any]] = field(default_factory=list)
+    #: That folder's own files (modules.json, module configs, Dense weights),
+    #: as a pickle's bundle carries them.
+    recipe_files: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
@@ -218,13 +223,17 @@ def _remote_code_message(folder: Path, description: str) -> str:
     )
 
 
-def _model_max_length(tokenizer: Any, config: Any) -> int:
+def _model_max_length(tokenizer: Any, model: Any) -> int:
+    """The longest input the model takes: the tokenizer's declared limit and
+    the position table (less a RoBERTa-style offset), whichever is smaller."""
+    from ._families import position_offset
+
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        positions -= position_offset(model)
     limits = [
         value
-        for value in (
-            getattr(tokenizer, "model_max_length", None),
-            getattr(config, "max_position_embeddings", None),
-        )
+        for value in (getattr(tokenizer, "model_max_length", None), positions)
         if isinstance(value, int) and 0 < value < 1_000_000
     ]
     if not limits:
@@ -232,6 +241,36 @@ def _model_max_length(tokenizer: Any, config: Any) -> int:
             "The checkpoint declares no maximum sequence length; set max_length."
         )
     return min(limits)
+
+
+def _model_class(config: Any, description: str) -> Any:
+    """The transformers class that gives this checkpoint's token states: the
+    encoder itself, or the encoder of an encoder-decoder (T5 -> T5EncoderModel);
+    a decoder-only model is refused."""
+    import transformers
+
+    from ._families import encoder_class_name, model_kind
+
+    kind = model_kind(config)
+    if kind == "encoder":
+        return transformers.AutoModel
+    if kind == "encoder-decoder":
+        name = encoder_class_name(config)
+        if name is not None and hasattr(transformers, name):
+            return getattr(transformers, name)
+        raise ValueError(
+            f"The checkpoint {description!r} is an encoder-decoder model "
+            f"({config.model_type}) whose encoder transformers cannot load alone; "
+            "skbert uses encoders only. Use an encoder checkpoint (BERT, RoBERTa, "
+            "...) or a T5-style model (T5EncoderModel)."
+        )
+    raise ValueError(
+        f"The checkpoint {description!r} is a decoder-only model "
+        f"({config.model_type}): each token's state sees only the tokens before "
+        "it, so its first token or the mean of its states do not describe the "
+        "text, and skbert does not compute last-token vectors. Use an encoder "
+        "checkpoint (BERT, RoBERTa, sentence-transformers models, ...)."
+    )
 
 
 def load_folder(
@@ -248,24 +287,35 @@ def load_folder(
     pooler is removed from the model (and recorded), any other missing or
     shape-mismatched weight is an error. Nor does it run code the checkpoint
     ships unless ``trust_remote_code``, or read pickle-based weights unless
-    allowed (:func:`choose_weight_format`).
+    allowed (:func:`choose_weight_format`). A sentence-transformers folder's
+    recipe (pooling, Dense, Normalize, limits, prompts) is read with it.
     """
     import torch
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
+
+    from ._recipe import load_dense, read_recipe, recipe_files, transformer_folder
 
     folder = Path(folder)
     description = description or str(folder)
-    use_safetensors = choose_weight_format(folder, description)
-    _check_tokenizer_files(folder, description)
-    part = "tokenizer"
+    recipe = read_recipe(folder, description)
+    base = transformer_folder(folder)
+    use_safetensors = choose_weight_format(base, description)
+    _check_tokenizer_files(base, description)
+    dense = load_dense(folder, recipe, description) if recipe else []
+    part = "configuration"
     try:
         with quiet("transformers"):
+            config = AutoConfig.from_pretrained(
+                base, trust_remote_code=trust_remote_code
+            )
+            model_class = _model_class(config, description)
+            part = "tokenizer"
             tokenizer = AutoTokenizer.from_pretrained(
-                folder, trust_remote_code=trust_remote_code
+                base, trust_remote_code=trust_remote_code
             )
             part = "weights"
-            model, info = AutoModel.from_pretrained(
-                folder,
+            model, info = model_class.from_pretrained(
+                base,
                 output_loading_info=True,
                 trust_remote_code=trust_remote_code,
                 use_safetensors=use_safetensors,
@@ -275,7 +325,9 @@ def load_folder(
             )
     except ValueError as exc:
         if not trust_remote_code and "trust_remote_code" in str(exc):
-            raise ValueError(_remote_code_message(folder, description)) from exc
+            raise ValueError(_remote_code_message(base, description)) from exc
+        if part == "configuration" and str(exc).startswith("The checkpoint"):
+            raise
         raise _damaged(part, description, exc) from exc
     except (OSError, TypeError, KeyError, EOFError, pickle.UnpicklingError) as exc:
         raise _damaged(part, description, exc) from exc
@@ -308,9 +360,12 @@ def load_folder(
     model.eval()
     model.requires_grad_(False)
     state = model.state_dict()
-    model_info = describe_model(model, tokenizer, missing_pooler)
+    text_tokenizer = TextTokenizer(tokenizer)
+    model_info = describe_model(
+        model, tokenizer, missing_pooler, text_tokenizer, recipe, description
+    )
     identity = ModelIdentity.of(
-        weights=fingerprint_state_dict(state),
+        weights=weights_fingerprint(state, dense),
         tokenizer=fingerprint_tokenizer(tokenizer),
         config=fingerprint_config(model.config),
         info=model_info,
@@ -321,32 +376,61 @@ def load_folder(
     model.to(device=device, dtype=dtype)
     return LoadedModel(
         model=model,
-        tokenizer=TextTokenizer(tokenizer),
+        tokenizer=text_tokenizer,
         identity=identity,
         info=model_info,
         device=device,
         dtype=dtype,
         float32_state=float32_state,
+        dense=[(w.numpy(), None if b is None else b.numpy()) for w, b in dense],
+        recipe_files=recipe_files(folder, recipe) if recipe else {},
     )
 
 
+def weights_fingerprint(state: dict[str, Any], dense: list[tuple[Any, Any]]) -> str:
+    """SHA-256 of the transformer's weights and a folder's Dense layers."""
+    import torch
+
+    tensors = dict(state)
+    for index, (weight, bias) in enumerate(dense):
+        tensors[f"sentence_transformers.dense.{index}.weight"] = torch.as_tensor(weight)
+        if bias is not None:
+            tensors[f"sentence_transformers.dense.{index}.bias"] = torch.as_tensor(bias)
+    return fingerprint_state_dict(tensors)
+
+
 def describe_model(
-    model: Any, tokenizer: Any, missing_pooler: tuple[str, ...]
+    model: Any,
+    tokenizer: Any,
+    missing_pooler: tuple[str, ...],
+    text_tokenizer: TextTokenizer,
+    recipe: Any,
+    description: str,
 ) -> ModelInfo:
     """What skbert needs to know about a loaded model, derived from it."""
+    from ._families import pooler_status
+
     config = model.config
-    if missing_pooler:
-        pooler = "missing"
-    elif getattr(model, "pooler", None) is not None:
-        pooler = "trained"
-    else:
-        pooler = "absent"
+    hidden_size = int(config.hidden_size)
+    if (
+        recipe is not None
+        and recipe.dense
+        and recipe.dense[0].in_features
+        != (len(recipe.pooling or ("cls",)) * hidden_size)
+    ):
+        raise ValueError(
+            f"The first Dense module of {description!r} takes "
+            f"{recipe.dense[0].in_features} inputs, but its pooling gives "
+            f"{len(recipe.pooling or ('cls',)) * hidden_size}."
+        )
     return ModelInfo(
         model_type=str(config.model_type),
         model_class=type(model).__name__,
-        hidden_size=int(config.hidden_size),
+        hidden_size=hidden_size,
         n_hidden_states=int(config.num_hidden_layers) + 1,
-        model_max_length=_model_max_length(tokenizer, config),
-        pooler=pooler,
+        model_max_length=_model_max_length(tokenizer, model),
+        pooler=pooler_status(model, missing_pooler),
         missing_pooler_keys=missing_pooler,
+        first_token_special=bool(text_tokenizer.prefix),
+        sentence=recipe,
     )

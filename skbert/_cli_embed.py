@@ -434,6 +434,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="scale every vector to unit L2 norm (default: off)",
     )
     vectorizer.add_argument(
+        "--prompt",
+        default=None,
+        metavar="TEXT",
+        help='put TEXT before every text (e.g. "query: " for E5 models)',
+    )
+    vectorizer.add_argument(
+        "--prompt-name",
+        default=None,
+        metavar="NAME",
+        help="a prompt the model folder declares (config_sentence_transformers.json)",
+    )
+    vectorizer.add_argument(
+        "--trust-pooler",
+        action="store_true",
+        help="use a pooler that pre-training never trained (RoBERTa, MPNet, ...): "
+        "only for a checkpoint fine-tuned through its pooler",
+    )
+    vectorizer.add_argument(
         "--max-length",
         type=at_least(2),
         default=None,
@@ -536,6 +554,9 @@ def vectorizer_params(args: argparse.Namespace) -> dict[str, Any]:
         "trust_remote_code": args.trust_remote_code,
         "show_progress_bar": False,  # the command shows its own, over all chunks
         "cache": args.cache,
+        "prompt": args.prompt,
+        "prompt_name": args.prompt_name,
+        "trust_pooler": args.trust_pooler,
     }
 
 

@@ -73,6 +73,7 @@ def describe(
         ``pooling="pooler"`` is allowed.
     """
     from ._device import resolve_device, resolve_dtype
+    from ._families import ONNX_FAMILIES, pooler_reason
     from ._models import running_model
     from ._options import POOLINGS
     from ._vectorizer import BertCLSVectorizer
@@ -100,19 +101,71 @@ def describe(
         "hidden_size": vectorizer.hidden_size_,
         "attention_heads": getattr(config, "num_attention_heads", None),
         "parameters": sum(p.numel() for p in loaded.model.parameters()),
-        "max_length": handle.info.model_max_length,
+        "max_length": handle.info.max_length,
+        "model_max_length": handle.info.model_max_length,
         "max_position_embeddings": getattr(config, "max_position_embeddings", None),
         "tokenizer": type(loaded.tokenizer.backend).__name__,
         "vocab_size": len(loaded.tokenizer),
         "weight_files": _weight_files(folder),
         "fingerprint": vectorizer.fingerprint_,
-        "has_pooler": vectorizer.has_pooler_,
+        "family": handle.info.model_type,
+        "model_class": handle.info.model_class,
+        "has_pooler": handle.info.pooler == "trained",
         "missing_pooler_keys": list(handle.info.missing_pooler_keys),
-        "poolings": [
-            name for name in POOLINGS if name != "pooler" or vectorizer.has_pooler_
-        ],
+        "pooler": {
+            "status": handle.info.pooler,
+            "reason": pooler_reason(
+                handle.info.model_type, handle.info.model_class, handle.info.pooler
+            ),
+        },
+        "poolings": [name for name in POOLINGS if _available(name, handle.info)],
+        "recipe": _recipe(handle.info),
+        "backends": ["torch"]
+        + (["onnx"] if handle.info.model_type in ONNX_FAMILIES else []),
         "layers": f"0..{n_layers} or -{n_layers + 1}..-1 (0 = embeddings, "
         f"{n_layers} or -1 = last layer)",
+    }
+
+
+def _available(pooling: str, info: Any) -> bool:
+    """Whether ``pooling`` works on this model with the other defaults."""
+    if pooling == "pooler":
+        return info.pooler == "trained"
+    if pooling == "cls":
+        return info.first_token_special
+    return True
+
+
+def _recipe(info: Any) -> dict[str, Any]:
+    """What ``pooling="auto"`` does, and what a sentence-transformers folder
+    declares."""
+    from ._spec import auto_fallback
+
+    recipe = info.sentence
+    fallback = auto_fallback(info)
+    if recipe is None or fallback is not None:
+        return {"auto": f"{fallback} (a bare transformer declares no pooling)"}
+    steps = ["+".join(recipe.pooling) + " pooling"]
+    steps += [
+        f"Dense {d.in_features}->{d.out_features} ({d.activation})"
+        for d in recipe.dense
+    ]
+    if recipe.normalize:
+        steps.append("Normalize")
+    return {
+        "auto": ", then ".join(steps),
+        "pooling": list(recipe.pooling),
+        "include_prompt": recipe.include_prompt,
+        "dense": [
+            {"in": d.in_features, "out": d.out_features, "activation": d.activation}
+            for d in recipe.dense
+        ],
+        "normalize": recipe.normalize,
+        "max_seq_length": recipe.max_seq_length,
+        "do_lower_case": recipe.do_lower_case,
+        "prompts": dict(recipe.prompts),
+        "default_prompt_name": recipe.default_prompt_name,
+        "unsupported": list(recipe.unsupported),
     }
 
 
@@ -126,16 +179,25 @@ def _size(n_bytes: int) -> str:
 
 def format_text(info: dict[str, Any]) -> str:
     """The human-readable form of :func:`describe`'s result."""
-    if info["has_pooler"]:
-        pooler = "yes: pooling='pooler' is available"
-    elif info["missing_pooler_keys"]:
-        missing = ", ".join(info["missing_pooler_keys"])
+    status, reason = info["pooler"]["status"], info["pooler"]["reason"]
+    if status == "trained":
+        pooler = f"yes: pooling='pooler' is available ({reason})"
+    elif status == "untrained":
         pooler = (
-            f"no (missing {missing}; typical of a masked-LM checkpoint): "
-            "pooling='pooler' is refused, use 'cls' or 'mean'"
+            f"no, untrained ({reason}): pooling='pooler' is refused unless "
+            "trust_pooler=True"
         )
+    elif status == "missing":
+        missing = ", ".join(info["missing_pooler_keys"])
+        pooler = f"no, missing {missing} ({reason}): pooling='pooler' is refused"
     else:
-        pooler = "no (the architecture has no pooler): pooling='pooler' is refused"
+        pooler = f"no ({reason}): pooling='pooler' is refused"
+    recipe = info["recipe"]
+    declared = [f"pooling='auto' = {recipe['auto']}"]
+    if "prompts" in recipe:
+        declared.append(f"max_seq_length {recipe['max_seq_length']}")
+        if recipe["prompts"]:
+            declared.append("prompts " + ", ".join(recipe["prompts"]))
     weights = "; ".join(
         f"{entry['name']} ({entry['format']}, {_size(entry['bytes'])})"
         for entry in info["weight_files"]
@@ -145,16 +207,22 @@ def format_text(info: dict[str, Any]) -> str:
         ("model", info["model"]),
         ("folder", info["folder"]),
         ("architecture", f"{info['model_type']} ({architecture})"),
+        ("family", f"{info['family']} (loaded as {info['model_class']})"),
         ("layers", f"{info['n_layers']} (valid layers: {info['layers']})"),
         ("hidden size", f"{info['hidden_size']} (length of each vector)"),
         ("attention heads", info["attention_heads"]),
         ("parameters", f"{info['parameters']:,}"),
-        ("max length", f"{info['max_length']} tokens"),
+        (
+            "max length",
+            f"{info['max_length']} tokens (model limit {info['model_max_length']})",
+        ),
         ("tokenizer", f"{info['tokenizer']}, vocabulary of {info['vocab_size']:,}"),
         ("weights", weights or "none found"),
         ("fingerprint", info["fingerprint"]),
         ("trained pooler", pooler),
         ("poolings", ", ".join(info["poolings"])),
+        ("recipe", "; ".join(declared)),
+        ("backends", ", ".join(info["backends"])),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name + ':':<{width + 1}} {value}" for name, value in rows)

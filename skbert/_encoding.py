@@ -13,6 +13,7 @@ soon as it is pooled.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,11 +40,38 @@ def _progress(total: int, batch_size: int, show: bool | None) -> Any:
     return tqdm(total=total, desc="skbert: encoding", unit="text", disable=not show)
 
 
-def _finish(vectors: np.ndarray, normalize: bool) -> np.ndarray:
-    if not normalize:
+def _finisher(
+    spec: EncodingSpec, poolings: tuple[str, ...], loaded: LoadedModel
+) -> Callable[[np.ndarray], np.ndarray]:
+    """What turns pooled vectors ``(n, len(poolings), hidden)`` into output
+    rows: the chosen poolings concatenated, the folder's Dense layers, then
+    unit length if asked."""
+    import torch
+
+    index = [poolings.index(mode) for mode in spec.modes]
+    layers = []
+    if spec.dense and loaded.info.sentence is not None:
+        for (weight, bias), declared in zip(
+            loaded.dense, loaded.info.sentence.dense, strict=True
+        ):
+            activation = getattr(torch.nn, declared.activation)()
+            layers.append((torch.from_numpy(weight), bias, activation))
+
+    def finish(pooled: np.ndarray) -> np.ndarray:
+        vectors = pooled[:, index].reshape(len(pooled), -1)
+        if layers:
+            x = torch.from_numpy(np.ascontiguousarray(vectors))
+            with torch.inference_mode():
+                for weight, bias, activation in layers:
+                    bias_tensor = None if bias is None else torch.from_numpy(bias)
+                    x = activation(torch.nn.functional.linear(x, weight, bias_tensor))
+            vectors = x.numpy()
+        if spec.normalize:
+            norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+            vectors = vectors / np.maximum(norms, 1e-12)
         return vectors
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+
+    return finish
 
 
 def _entry(pooled: np.ndarray, truncated: bool) -> np.ndarray:
@@ -58,8 +86,7 @@ def _fill_from(
     store: MemoryStore | DiskStore,
     keys: list[bytes],
     out: np.ndarray,
-    which: int,
-    normalize: bool,
+    finish: Callable[[np.ndarray], np.ndarray],
     report: RunReport,
     rows: list[int] | None = None,
 ) -> list[int]:
@@ -69,16 +96,19 @@ def _fill_from(
     Rows whose text was truncated are added to ``report.truncated``.
     """
     found = store.get_many(keys, count=rows is None)
-    missing = []
+    missing, hits, values = [], [], []
     for i, key in enumerate(keys):
         value = found.get(key)
         if value is None:
             missing.append(i)
             continue
         row = i if rows is None else rows[i]
-        out[row] = _finish(value[which], normalize)
+        hits.append(row)
+        values.append(value[:-1])
         if value[-1, 0]:
             report.truncated.append(row)
+    if hits:
+        out[hits] = finish(np.stack(values))
     return missing
 
 
@@ -100,7 +130,7 @@ def _encode_rows(
     poolings and which of its rows were truncated (the cache stores them).
     Truncated rows are added to ``report.truncated``.
     """
-    which = poolings.index(spec.pooling)
+    finish = _finisher(spec, poolings, models[0])
     local = RunReport()
     with _progress(len(rows), spec.batch_size, show_progress_bar) as bar:
         for positions, pooled, truncated in iter_pooled(
@@ -115,7 +145,7 @@ def _encode_rows(
             batch_rows = [rows[p] for p in positions]
             if keep is not None:
                 keep(batch_rows, pooled, truncated)
-            out[batch_rows] = _finish(pooled[:, which], spec.normalize)
+            out[batch_rows] = finish(pooled)
     report.truncated.extend(rows[p] for p in local.truncated)
     report.out_of_memory_splits.extend(local.out_of_memory_splits)
 
@@ -136,22 +166,24 @@ def _encode_cached(
     poolings = tuple(
         p for p in CACHED_POOLINGS if p != "pooler" or loaded.info.has_pooler
     )
-    which = poolings.index(spec.pooling)
+    poolings += tuple(mode for mode in spec.modes if mode not in poolings)
+    finish = _finisher(spec, poolings, loaded)
     prefix = entry_prefix(
         loaded.identity.digest,
         loaded.compute,
         spec.max_length,
         spec.layers,
         poolings,
+        spec.skip,
     )
     keys = [text_key(prefix, text) for text in texts]
-    todo = _fill_from(store, keys, out, which, spec.normalize, report)
+    todo = _fill_from(store, keys, out, finish, report)
     if not todo:
         return
     with store.compute_lock(prefix):
         if store.shared:  # another process may have computed some meanwhile
             again = [keys[i] for i in todo]
-            missed = _fill_from(store, again, out, which, spec.normalize, report, todo)
+            missed = _fill_from(store, again, out, finish, report, todo)
             todo = [todo[i] for i in missed]
 
         def keep(rows: list[int], pooled: np.ndarray, cut: list[bool]) -> None:
@@ -162,6 +194,16 @@ def _encode_cached(
         _encode_rows(
             out, texts, todo, models, spec, poolings, report, keep=keep, **options
         )
+
+
+def prepare(texts: list[str], spec: EncodingSpec) -> list[str]:
+    """The texts the model reads: the prompt before each, lower-cased if the
+    model's folder asks for it."""
+    if spec.prompt:
+        texts = [spec.prompt + text for text in texts]
+    if spec.lowercase:
+        texts = [text.lower() for text in texts]
+    return texts
 
 
 def encode(
@@ -177,13 +219,14 @@ def encode(
     ``models`` holds the same checkpoint loaded on each device to use.
     Returns the vectors and what happened (nothing is warned here).
     """
+    texts = prepare(texts, spec)
     unique = list(dict.fromkeys(texts))  # duplicates are encoded once
-    out = np.empty((len(unique), models[0].info.hidden_size), dtype=np.float32)
+    out = np.empty((len(unique), spec.output_size), dtype=np.float32)
     run = RunReport()
     options = {"show_progress_bar": show_progress_bar}
     if store is None:
         rows = list(range(len(unique)))
-        poolings = (spec.pooling,)
+        poolings = spec.modes
         _encode_rows(out, unique, rows, models, spec, poolings, run, **options)
     else:
         _encode_cached(out, unique, models, spec, store, run, **options)

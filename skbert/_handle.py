@@ -42,8 +42,12 @@ if TYPE_CHECKING:
 __all__ = ["FingerprintMismatchError", "ModelHandle", "ModelSource"]
 
 #: The only files a bundle may hold: plain names of config, tokenizer and
-#: safetensors files. No folders (a name is never a path), no code, no pickles.
-_BUNDLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\.(json|txt|model|safetensors)")
+#: safetensors files, at the top or in one sentence-transformers module folder
+#: (``2_Dense/model.safetensors``). No other path, no code, no pickles.
+_BUNDLE_NAME = re.compile(
+    r"(?:[0-9]+_[A-Za-z][A-Za-z0-9_]*/)?"
+    r"[A-Za-z0-9][A-Za-z0-9_.-]*\.(json|txt|model|safetensors)"
+)
 #: Longest name or revision a file may give (hub ids are far shorter).
 _MAX_NAME = 4096
 #: Version of the state :meth:`ModelHandle.__getstate__` writes.
@@ -70,8 +74,9 @@ def _check_bundle(bundle: object) -> None:
     if bad:
         raise ValueError(
             f"Refusing this file: its model files include {bad[:3]!r}, which skbert "
-            "never writes (only config, tokenizer and model.safetensors files, by "
-            "plain name). It was altered or not written by skbert."
+            "never writes (only config, tokenizer and safetensors files, by plain "
+            "name or in a sentence-transformers module folder). It was altered "
+            "or not written by skbert."
         )
 
 
@@ -292,7 +297,9 @@ class ModelHandle:
         _check_bundle(bundle)
         with tempfile.TemporaryDirectory(prefix="skbert-") as tmp:
             for name, data in bundle.items():
-                Path(tmp, name).write_bytes(data)
+                target = Path(tmp, name)
+                target.parent.mkdir(exist_ok=True)
+                target.write_bytes(data)
             # Code never travels in a file.
             yield Path(tmp), False, f"{self.source.name} (from pickle)"
 
@@ -435,6 +442,8 @@ def _from_legacy(state: dict[str, Any]) -> dict[str, Any]:
             "missing" if missing else "trained" if state["has_pooler"] else "absent"
         ),
         "missing_pooler_keys": list(missing),
+        "first_token_special": True,
+        "sentence": None,
     }
     return {
         "source": state["source"],
@@ -450,7 +459,7 @@ def bundle_from(loaded: LoadedModel) -> dict[str, bytes]:
     """The checkpoint as the files of a Hugging Face folder, in memory."""
     from safetensors.torch import save
 
-    from ._identity import fingerprint_state_dict
+    from ._checkpoint import weights_fingerprint
 
     state = loaded.float32_state
     if state is None:
@@ -459,9 +468,10 @@ def bundle_from(loaded: LoadedModel) -> dict[str, bytes]:
         name: tensor.detach().to("cpu").contiguous().clone()
         for name, tensor in state.items()
     }
-    if fingerprint_state_dict(tensors) != loaded.identity.weights:
+    if weights_fingerprint(tensors, loaded.dense) != loaded.identity.weights:
         raise RuntimeError("The in-memory weights no longer match their fingerprint.")
     files = {"model.safetensors": save(tensors, metadata={"format": "pt"})}
+    files.update(loaded.recipe_files)
     with tempfile.TemporaryDirectory(prefix="skbert-") as tmp:
         loaded.model.config.save_pretrained(tmp)
         loaded.tokenizer.save_pretrained(tmp)

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._recipe import SentenceRecipe
+
 if TYPE_CHECKING:
     import torch
 
@@ -128,15 +130,30 @@ class ModelInfo:
     pooler: str
     #: The pooler weights the checkpoint lacks (status ``"missing"``).
     missing_pooler_keys: tuple[str, ...] = ()
+    #: Whether the tokenizer puts a special token ([CLS], <s>) before the text,
+    #: so that the first token's state can summarize it.
+    first_token_special: bool = True
+    #: What a sentence-transformers folder declares, if it is one.
+    sentence: SentenceRecipe | None = None
 
     @property
     def has_pooler(self) -> bool:
         """Whether the loaded model computes a pooler output."""
         return self.pooler in ("trained", "untrained")
 
+    @property
+    def max_length(self) -> int:
+        """The longest input when ``max_length=None``: the folder's declared
+        ``max_seq_length`` when it has one, else the model's own limit."""
+        declared = self.sentence.max_seq_length if self.sentence else None
+        if declared is None:
+            return self.model_max_length
+        return min(declared, self.model_max_length)
+
     def to_state(self) -> dict[str, Any]:
         state = asdict(self)
         state["missing_pooler_keys"] = list(self.missing_pooler_keys)
+        state["sentence"] = None if self.sentence is None else self.sentence.to_state()
         return state
 
     @classmethod
@@ -159,7 +176,14 @@ class ModelInfo:
             isinstance(key, str) and len(key) < 200 for key in keys
         ):
             raise ValueError("the model description has invalid pooler keys")
-        return cls(**{**state, "missing_pooler_keys": tuple(keys)})
+        if type(state["first_token_special"]) is not bool:
+            raise ValueError("the model description has an invalid first token flag")
+        sentence = state["sentence"]
+        if sentence is not None:
+            sentence = SentenceRecipe.from_state(sentence)
+        return cls(
+            **{**state, "missing_pooler_keys": tuple(keys), "sentence": sentence}
+        )
 
     def recipe(self) -> dict[str, Any]:
         """The part of the description that decides the vectors."""
@@ -167,6 +191,8 @@ class ModelInfo:
             "model_class": self.model_class,
             "model_max_length": self.model_max_length,
             "pooler": self.pooler,
+            "first_token_special": self.first_token_special,
+            "sentence": None if self.sentence is None else self.sentence.to_state(),
         }
 
 

@@ -67,8 +67,12 @@ def _import_onnxruntime() -> Any:
 
 
 def _export_module(bert: Any) -> Any:
-    """BERT's forward written for export: explicit additive mask, plain layers."""
+    """The forward of a BERT-layout encoder (BERT, the RoBERTa lineage,
+    ELECTRA) written for export: explicit additive mask, plain layers."""
     import torch
+
+    project = getattr(bert, "embeddings_project", None)  # ELECTRA
+    pooler = getattr(bert, "pooler", None)
 
     class ExportedBert(torch.nn.Module):
         def __init__(self) -> None:
@@ -77,24 +81,29 @@ def _export_module(bert: Any) -> Any:
 
         def forward(self, input_ids, attention_mask, token_type_ids):
             hidden = bert.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+            if project is not None:
+                hidden = project(hidden)
             mask = attention_mask[:, None, None, :].to(hidden.dtype)
             additive = (1.0 - mask) * -10000.0
             for layer in bert.encoder.layer:
                 hidden = layer(hidden, additive)
                 if isinstance(hidden, tuple):
                     hidden = hidden[0]
-            if bert.pooler is None:
+            if pooler is None:
                 return (hidden,)
-            return hidden, bert.pooler(hidden)
+            return hidden, pooler(hidden)
 
     return ExportedBert()
 
 
 def _check_architecture(model: Any) -> None:
-    if not all(hasattr(model, name) for name in ("embeddings", "encoder", "pooler")):
+    from ._families import ONNX_FAMILIES
+
+    layers = getattr(getattr(model, "encoder", None), "layer", None)
+    if model.config.model_type not in ONNX_FAMILIES or layers is None:
         raise ValueError(
-            f"backend='onnx' supports BERT-architecture encoders; "
-            f"{type(model).__name__} is not one. Use backend='torch'."
+            f"backend='onnx' exports BERT-layout encoders ({', '.join(ONNX_FAMILIES)})"
+            f"; {type(model).__name__} is not one. Use backend='torch'."
         )
 
 

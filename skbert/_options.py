@@ -20,7 +20,8 @@ __all__ = [
 ]
 
 #: Every ``pooling`` value, in the order the docs and the CLI list them.
-POOLINGS = ("cls", "pooler", "mean", "max")
+#: ``"auto"`` is the checkpoint's own recipe (a sentence-transformers folder's).
+POOLINGS = ("cls", "pooler", "mean", "max", "auto")
 #: Poolings computed from token states (``"pooler"`` is the model's own layer).
 TOKEN_POOLINGS = ("cls", "mean", "max")
 #: Order of the poolings stored together in one embedding-cache entry.

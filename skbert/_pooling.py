@@ -3,9 +3,11 @@
 Every function takes ``hidden`` of shape ``(batch, tokens, width)`` and
 ``attention_mask`` of shape ``(batch, tokens)`` (1 for real tokens, 0 for
 padding) and returns ``(batch, width)``. Padding never reaches the result:
-``cls`` reads position 0 (padding is on the right), ``mean`` divides by the
-number of real tokens, ``max`` replaces padded positions with ``-inf``. Inputs
-are never modified in place.
+``cls`` reads the first counted position (0: padding is on the right),
+``mean`` divides by the number of real tokens, ``max`` replaces padded
+positions with ``-inf``. Inputs are never modified in place. The names are
+skbert's; ``mean_sqrt_len``, ``weightedmean`` and ``lasttoken`` follow
+sentence-transformers' modes of the same names (a folder's declared recipe).
 """
 
 from __future__ import annotations
@@ -15,12 +17,28 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["POOLINGS", "cls_pooling", "max_pooling", "mean_pooling"]
+__all__ = [
+    "POOLINGS",
+    "cls_pooling",
+    "lasttoken_pooling",
+    "max_pooling",
+    "mean_pooling",
+    "mean_sqrt_len_pooling",
+    "weightedmean_pooling",
+]
 
 
 def cls_pooling(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The state of the first token, ``hidden[:, 0]`` ([CLS] for BERT)."""
-    return hidden[:, 0]
+    """The state of the first counted token: ``hidden[:, 0]`` ([CLS] for BERT),
+    or the first token after a prompt that the mask leaves out."""
+    first = attention_mask.long().argmax(dim=1)
+    return hidden[_rows(hidden), first]
+
+
+def _rows(hidden: torch.Tensor) -> torch.Tensor:
+    import torch
+
+    return torch.arange(hidden.shape[0], device=hidden.device)
 
 
 def mean_pooling(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -28,6 +46,37 @@ def mean_pooling(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Te
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     counts = mask.sum(dim=1).clamp(min=1e-9)
     return (hidden * mask).sum(dim=1) / counts
+
+
+def mean_sqrt_len_pooling(
+    hidden: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """Sum of the real token states divided by the square root of their count."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    counts = mask.sum(dim=1).clamp(min=1e-9)
+    return (hidden * mask).sum(dim=1) / counts.sqrt()
+
+
+def weightedmean_pooling(
+    hidden: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """Mean of the real token states weighted by position (1 for the first token,
+    2 for the second, ...), as sentence-transformers' ``weightedmean``."""
+    import torch
+
+    positions = torch.arange(
+        1, hidden.shape[1] + 1, device=hidden.device, dtype=hidden.dtype
+    ).view(1, -1, 1)
+    weights = attention_mask.unsqueeze(-1).to(hidden.dtype) * positions
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+
+
+def lasttoken_pooling(
+    hidden: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """The state of the last real token (padding is on the right)."""
+    last = (attention_mask.sum(dim=1) - 1).clamp(min=0).long()
+    return hidden[_rows(hidden), last]
 
 
 def max_pooling(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -38,4 +87,11 @@ def max_pooling(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Ten
 
 #: Poolings computed from hidden states. ``"pooler"`` is not here: it is the
 #: model's own trained layer and is read from the model output.
-POOLINGS = {"cls": cls_pooling, "mean": mean_pooling, "max": max_pooling}
+POOLINGS = {
+    "cls": cls_pooling,
+    "mean": mean_pooling,
+    "max": max_pooling,
+    "mean_sqrt_len": mean_sqrt_len_pooling,
+    "weightedmean": weightedmean_pooling,
+    "lasttoken": lasttoken_pooling,
+}

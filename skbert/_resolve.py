@@ -63,11 +63,12 @@ def resolve_model_folder(
     text = os.fspath(name)
     path = Path(text).expanduser()
     if path.is_dir():
-        if not (path / "config.json").is_file():
+        if not any((path / name).is_file() for name in ("config.json", "modules.json")):
             raise ValueError(
                 f"{text!r} is a folder but not a Hugging Face model folder: it has no "
-                "config.json. Point model_name_or_path at the folder written by "
-                "save_pretrained() (config.json, model.safetensors, tokenizer files)."
+                "config.json (nor a sentence-transformers modules.json). Point "
+                "model_name_or_path at the folder written by save_pretrained() "
+                "(config.json, model.safetensors, tokenizer files)."
             )
         return path.resolve()
     if path.exists():

@@ -84,6 +84,14 @@ class TextTokenizer:
             ids.append(self.wrap(content[:budget]))
         return ids, truncated
 
+    def prompt_length(self, prompt: str, lowercase: bool = False) -> int:
+        """Tokens a text starting with ``prompt`` begins with before its own:
+        the leading special tokens and the prompt's tokens."""
+        if not prompt:
+            return 0
+        text = prompt.lower() if lowercase else prompt
+        return len(self.prefix) + len(self.content_ids([text])[0])
+
     def save_pretrained(self, folder: str) -> None:
         self._tokenizer.save_pretrained(folder)
 

@@ -10,7 +10,9 @@ the estimator is pickled.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import warnings
 from numbers import Integral
 from typing import Any
 
@@ -64,14 +66,18 @@ class BertCLSVectorizer(
     ----------
     model_name_or_path : str or os.PathLike, default="bert-base-uncased"
         A local folder written by ``save_pretrained()`` or a Hugging Face Hub id.
-    pooling : {"cls", "pooler", "mean", "max"}, default="cls"
+    pooling : {"cls", "pooler", "mean", "max", "auto"}, default="cls"
         How token states become one vector:
 
         - ``"cls"``: the first token's state, ``last_hidden_state[:, 0]``;
         - ``"pooler"``: the model's trained pooler, ``tanh(dense(CLS))``;
-          refused when the checkpoint has no trained pooler weights;
+          refused when the checkpoint has no pooler that pre-training
+          trained (masked-LM checkpoints, the RoBERTa lineage, MPNet);
         - ``"mean"``: average of the real (non-padding) token states;
-        - ``"max"``: element-wise maximum over the real token states.
+        - ``"max"``: element-wise maximum over the real token states;
+        - ``"auto"``: the checkpoint's own recipe, as a sentence-transformers
+          folder declares it (its pooling, ``Dense`` layers, ``Normalize``
+          and default prompt); ``"cls"`` for a bare transformer.
     layers : int or tuple of int, default=-1
         Which hidden states to pool: ``0`` is the embedding output, ``-1`` the
         last layer. With a tuple, each layer is pooled and the vectors are
@@ -126,6 +132,17 @@ class BertCLSVectorizer(
         checkpoint itself (loads anywhere, no network or model folder needed);
         ``"reference"`` stores only its name, revision and weight fingerprint,
         and refuses weights with another fingerprint when loaded.
+    prompt : str, default=None
+        Put before every text (e.g. ``"query: "`` for E5 models).
+    prompt_name : str, default=None
+        A prompt the model's folder declares (``config_sentence_transformers.json``,
+        e.g. ``"query"``); refused with the known names when it has none of
+        that name. With ``pooling="auto"`` and neither given, the folder's
+        default prompt is used.
+    trust_pooler : bool, default=False
+        Use the pooler of a family whose pre-training never trained it
+        (RoBERTa, XLM-RoBERTa, CamemBERT, MPNet): only for a checkpoint that
+        was fine-tuned through its pooler.
     cache : "auto", None or path-like, default="auto"
         Where pooled vectors are kept so that the same text is not encoded
         twice (for example across the candidates and folds of a search over
@@ -142,11 +159,13 @@ class BertCLSVectorizer(
     model_ : object
         Handle to the loaded checkpoint (shared by clones in this process).
     hidden_size_ : int
-        Length of each output vector.
+        Width of the model's token states (the output's length, unless a
+        ``Dense`` layer of ``pooling="auto"`` projects it).
     n_layers_ : int
         Number of hidden states the model produces (layers + embeddings).
     has_pooler_ : bool
-        Whether the checkpoint carries trained pooler weights.
+        Whether the model computes a pooler output (trained or not: see
+        ``skbert info`` and ``pooling="pooler"``).
     fingerprint_ : str
         SHA-256 of the weights as loaded.
 
@@ -182,6 +201,9 @@ class BertCLSVectorizer(
         "local_files_only": ["boolean"],
         "trust_remote_code": ["boolean"],
         "show_progress_bar": ["boolean", None],
+        "prompt": [str, None],
+        "prompt_name": [str, None],
+        "trust_pooler": ["boolean"],
         "persist": [StrOptions(set(PERSIST_OPTIONS))],
         "cache": [str, os.PathLike, None],  # "auto" or a directory
     }
@@ -206,6 +228,9 @@ class BertCLSVectorizer(
         show_progress_bar: bool | None = None,
         persist: str = "weights",
         cache: str | os.PathLike | None = "auto",
+        prompt: str | None = None,
+        prompt_name: str | None = None,
+        trust_pooler: bool = False,
     ) -> None:
         self.model_name_or_path = model_name_or_path
         self.pooling = pooling
@@ -224,6 +249,9 @@ class BertCLSVectorizer(
         self.show_progress_bar = show_progress_bar
         self.persist = persist
         self.cache = cache
+        self.prompt = prompt
+        self.prompt_name = prompt_name
+        self.trust_pooler = trust_pooler
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -273,6 +301,18 @@ class BertCLSVectorizer(
             source, device=device, dtype=resolve_dtype(self.dtype, device)
         )
         self._encoding_spec(handle)  # refuse unsupported options before fitting
+        if self.pooling == "auto":
+            from ._spec import auto_fallback
+
+            fallback = auto_fallback(handle.info)
+            if fallback is not None:
+                warnings.warn(
+                    f"pooling='auto': {source.name!r} is a bare transformer (no "
+                    "sentence-transformers modules.json declares its pooling), so "
+                    f"'auto' pools with {fallback!r}.",
+                    UserWarning,
+                    stacklevel=2,
+                )
         if self.backend == "onnx":  # export (once per checkpoint) and verify now
             self._models(handle)
         self.model_ = handle
@@ -327,10 +367,16 @@ class BertCLSVectorizer(
         self._check_model_parameters()
         spec = self._encoding_spec(self.model_)
         if not texts:
-            return np.empty((0, self.hidden_size_), dtype=np.float32)
+            return np.empty((0, spec.output_size), dtype=np.float32)
+        models = self._models(self.model_)
+        recipe = self.model_.info.sentence
+        if spec.pooling == "auto" and recipe and not recipe.include_prompt:
+            # sentence-transformers leaves the prompt out of the pooling
+            skip = models[0].tokenizer.prompt_length(spec.prompt, spec.lowercase)
+            spec = dataclasses.replace(spec, skip=skip)
         vectors, report = encode(
             texts,
-            self._models(self.model_),
+            models,
             spec,
             show_progress_bar=self.show_progress_bar,
             store=get_store(self.cache),
@@ -386,100 +432,18 @@ class BertCLSVectorizer(
 
     def _encoding_spec(self, handle: Any) -> Any:
         """Check the options against the model; the spec the encoder runs."""
-        from ._encoding import EncodingSpec
+        from ._spec import encoding_spec
 
-        n_states = handle.info.n_hidden_states
-        layers = (
-            (self.layers,) if isinstance(self.layers, Integral) else tuple(self.layers)
-        )
-        if not layers or not all(
-            isinstance(layer, Integral) and not isinstance(layer, bool)
-            for layer in layers
-        ):
-            raise ValueError(
-                "layers must be an int or a non-empty tuple of ints; got "
-                f"{self.layers!r}."
-            )
-        bad = [layer for layer in layers if not -n_states <= layer < n_states]
-        if bad:
-            raise ValueError(
-                f"layers={self.layers!r}: index {bad[0]} is out of range; this model "
-                f"has {n_states} hidden states (0 = embeddings, {n_states - 1} or -1 = "
-                "last layer)."
-            )
-        absolute = tuple(int(layer) % n_states for layer in layers)
-        if self.pooling == "pooler":
-            if not handle.info.has_pooler:
-                raise ValueError(self._no_pooler_message(handle))
-            if absolute != (n_states - 1,):
-                raise ValueError(
-                    f"pooling='pooler' reads the model's pooler, which only exists for "
-                    f"the last layer; got layers={self.layers!r}. Use layers=-1, or "
-                    "pooling='cls' or 'mean' to pool other layers."
-                )
-        max_length, limit = self.max_length, handle.info.model_max_length
-        if max_length is None:
-            max_length = limit
-        elif max_length > limit:
-            raise ValueError(
-                f"max_length={max_length} exceeds this model's limit of {limit} "
-                f"tokens; use max_length=None or a value <= {limit}."
-            )
-        if self.quantize and self.backend != "onnx":
-            raise ValueError(
-                "quantize=True needs backend='onnx' (int8 ONNX Runtime weights); "
-                "set backend='onnx' or quantize=False."
-            )
-        if self.backend == "onnx":
-            if absolute != (n_states - 1,):
-                raise ValueError(
-                    f"backend='onnx' computes the last layer only; got layers="
-                    f"{self.layers!r}. Use layers=-1, or backend='torch' for other "
-                    "layers."
-                )
-            if self.dtype not in ("float32", "auto"):
-                raise ValueError(
-                    f"backend='onnx' runs in float32 (or int8 with quantize=True); "
-                    f"got dtype={self.dtype!r}. Use dtype='float32', or "
-                    "backend='torch' for float16/bfloat16."
-                )
-            if self.device not in ("auto", "cpu"):
-                raise ValueError(
-                    f"backend='onnx' runs on the CPU; got device={self.device!r}. "
-                    "Use device='cpu' (or 'auto'), or backend='torch' on a GPU."
-                )
-        return EncodingSpec(
-            pooling=self.pooling,
-            layers=absolute,
-            normalize=bool(self.normalize),
-            max_length=int(max_length),
-            batch_size=self.batch_size,
-            max_batch_tokens=self.max_batch_tokens,
-        )
-
-    def _no_pooler_message(self, handle: Any) -> str:
-        missing = list(handle.info.missing_pooler_keys)
-        if missing:
-            why = (
-                f"the checkpoint {os.fspath(self.model_name_or_path)!r} has no trained "
-                f"pooler weights (missing: {missing}). This is typical of a checkpoint "
-                "saved by BertForMaskedLM (masked-LM pre-training only), which drops "
-                "the pooler; transformers' BertModel would fill it with RANDOM "
-                "weights, giving a different vector after every load."
-            )
-        else:
-            why = (
-                f"the model {os.fspath(self.model_name_or_path)!r} has no pooler layer "
-                "in its architecture."
-            )
-        return (
-            f"pooling='pooler' is not available: {why} Use pooling='cls' (the [CLS] "
-            "token state) or pooling='mean' (masked mean of token states) instead."
+        return encoding_spec(
+            self.get_params(deep=False),
+            handle.info,
+            os.fspath(self.model_name_or_path),
         )
 
     @property
     def _n_features_out(self) -> int:
-        return self.hidden_size_
+        """Length of each output vector under the current parameters."""
+        return self._encoding_spec(self.model_).output_size
 
     # -- pickling ------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -517,8 +481,22 @@ class BertCLSVectorizer(
                 )
         if handle is not None:
             _check_fitted_attributes(state, handle)
+        for name, default in _defaults().items():  # added since it was written
+            state.setdefault(name, default)
         super().__setstate__(state)
         _warn_about_versions(versions, backend=state.get("backend"))
+
+
+def _defaults() -> dict[str, Any]:
+    """Every parameter's default value."""
+    import inspect
+
+    signature = inspect.signature(BertCLSVectorizer.__init__)
+    return {
+        name: parameter.default
+        for name, parameter in signature.parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
 
 
 def _state_digest(state: dict[str, Any]) -> str:

@@ -31,14 +31,14 @@ class CountingVectorizer(BertCLSVectorizer):
         if self.cache not in (None, "auto"):
             cache_dir = Path(self.cache)
 
-        def counting(loaded, batch, layers, poolings):
+        def counting(loaded, batch, *args):
             n_rows = int(batch["input_ids"].shape[0])
             if cache_dir is None:
                 CountingVectorizer.rows.append(n_rows)
             else:
                 with open(cache_dir / LOG_NAME, "a") as log:
                     log.write(f"{os.getpid()} {n_rows}\n")
-            return original(loaded, batch, layers, poolings)
+            return original(loaded, batch, *args)
 
         with mock.patch.object(skbert._batching, "pool_batch", counting):
             return super()._encode(texts)

@@ -156,12 +156,12 @@ def test_out_of_memory_batches_are_split_and_retried(
     seen: list[int] = []
     original = skbert._batching.pool_batch
 
-    def flaky(loaded, batch, layers, poolings):
+    def flaky(loaded, batch, *args):
         rows = int(batch["input_ids"].shape[0])
         if rows > 3:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
         seen.append(rows)
-        return original(loaded, batch, layers, poolings)
+        return original(loaded, batch, *args)
 
     monkeypatch.setattr(skbert._batching, "pool_batch", flaky)
     with pytest.warns(RuntimeWarning, match="ran out of memory"):

@@ -344,7 +344,7 @@ def test_info_on_a_checkpoint_with_pooler(tiny_model_dir, capsys):
     assert "model.safetensors (safetensors," in out
     assert f"fingerprint:     {fitted.fingerprint_}" in out
     assert "trained pooler:  yes: pooling='pooler' is available" in out
-    assert "poolings:        cls, pooler, mean, max" in out
+    assert "poolings:        cls, pooler, mean, max, auto" in out
 
 
 def test_info_on_a_masked_lm_checkpoint(tiny_mlm_dir, capsys):
@@ -357,13 +357,14 @@ def test_info_on_a_masked_lm_checkpoint(tiny_mlm_dir, capsys):
         "pooler.dense.bias",
         "pooler.dense.weight",
     ]
-    assert info["poolings"] == ["cls", "mean", "max"]
+    assert info["poolings"] == ["cls", "mean", "max", "auto"]
     assert info["architectures"] == ["BertForMaskedLM"]
     assert (info["n_layers"], info["hidden_size"]) == (2, 32)
     assert info["fingerprint"] == vectorizer(tiny_mlm_dir).fit([]).fingerprint_
     assert info == describe(str(tiny_mlm_dir))
     code, out, _ = run_cli(["info", tiny_mlm_dir], capsys)
-    assert "trained pooler:  no (missing pooler.dense.bias, pooler.dense.weight" in out
+    assert "trained pooler:  no, missing pooler.dense.bias, pooler.dense.weight" in out
+    assert "BertForMaskedLM" in out
 
 
 def test_info_on_a_missing_model(tmp_path, capsys):

@@ -194,7 +194,14 @@ def test_real_checkpoint_max_length_and_truncation(minilm_dir, minilm_oracle):
             .transform(["short", long_text])
         )
 
-    expected = minilm_oracle.vector(long_text, "mean", max_length=512)
+    # the folder's declared max_seq_length (256), what the model was trained with
+    expected = minilm_oracle.vector(long_text, "mean", max_length=256)
     np.testing.assert_allclose(vectors[1], expected, atol=1e-5, rtol=0)
+    with pytest.warns(skbert.TruncationWarning, match="max_length=512"):
+        vectors = vectorizer(minilm_dir, pooling="mean", max_length=512).fit_transform(
+            [long_text]
+        )
+    expected = minilm_oracle.vector(long_text, "mean", max_length=512)
+    np.testing.assert_allclose(vectors[0], expected, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="limit of 512"):
         vectorizer(minilm_dir, max_length=513).fit([])

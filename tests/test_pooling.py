@@ -43,7 +43,20 @@ def test_pooling_functions_match_numpy_masked_pooling(padded_batch, name):
 
 
 def test_pooling_registry_names_the_functions():
-    assert POOLINGS == {"cls": cls_pooling, "mean": mean_pooling, "max": max_pooling}
+    assert {name: POOLINGS[name] for name in ("cls", "mean", "max")} == {
+        "cls": cls_pooling,
+        "mean": mean_pooling,
+        "max": max_pooling,
+    }
+    # the modes a sentence-transformers folder may declare (pooling="auto")
+    assert set(POOLINGS) == {
+        "cls",
+        "mean",
+        "max",
+        "mean_sqrt_len",
+        "weightedmean",
+        "lasttoken",
+    }
 
 
 @pytest.mark.parametrize("name", ["cls", "mean", "max"])

@@ -1,0 +1,112 @@
+"""What skbert knows about each model family: which are sentence encoders, which
+pre-training trained the pooler, and how positions are offset.
+
+A pooler is *trained* only when some objective used it: BERT's next-sentence
+prediction, ALBERT's sentence-order prediction, or a fine-tuning with a
+sequence-classification head on top of it. The RoBERTa lineage (RoBERTa,
+XLM-RoBERTa, CamemBERT) and MPNet were pre-trained without a sentence-level
+objective; their checkpoints usually carry pooler weights that conversion
+scripts saved and no objective ever touched, so their pooler gives
+deterministic but meaningless vectors.
+
+Everything here is derived from the configuration and the loaded model, never
+from a checkpoint's name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ONNX_FAMILIES",
+    "encoder_class_name",
+    "model_kind",
+    "pooler_status",
+    "pooler_reason",
+    "position_offset",
+]
+
+#: Families whose encoders ``backend="onnx"`` exports: the BERT layout
+#: (embeddings, a stack of ``encoder.layer``, an optional pooler).
+ONNX_FAMILIES = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
+#: Families whose pre-training trains the pooler, and the objective that does.
+POOLER_OBJECTIVES = {
+    "bert": "next-sentence prediction",
+    "albert": "sentence-order prediction",
+}
+
+
+def model_kind(config: Any) -> str:
+    """``"encoder"``, ``"encoder-decoder"`` or ``"decoder"`` (decoder-only)."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    if getattr(config, "is_encoder_decoder", False):
+        return "encoder-decoder"
+    model_type = config.model_type
+    if (
+        model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+        and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    ) or getattr(config, "is_decoder", False):
+        return "decoder"
+    return "encoder"
+
+
+def encoder_class_name(config: Any) -> str | None:
+    """The encoder-only class of an encoder-decoder family (``T5EncoderModel``)."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES,
+    )
+
+    return MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES.get(config.model_type)
+
+
+def pooler_status(model: Any, missing: tuple[str, ...]) -> str:
+    """``"trained"``, ``"untrained"``, ``"missing"`` or ``"absent"`` (no pooler)."""
+    if missing:
+        return "missing"
+    if getattr(model, "pooler", None) is None:
+        return "absent"
+    if model.config.model_type in POOLER_OBJECTIVES:
+        return "trained"
+    return "untrained"  # unknown families too: opt in with trust_pooler=True
+
+
+def pooler_reason(model_type: str, model_class: str, status: str) -> str:
+    """Why the pooler of this family has the status it has, for messages."""
+    masked_lm = model_class.replace("Model", "ForMaskedLM")
+    if status == "trained":
+        objective = POOLER_OBJECTIVES.get(model_type, "fine-tuning through it")
+        return f"{model_type} pre-training trains it with {objective}"
+    if status == "missing":
+        return (
+            f"the checkpoint has no pooler weights, typical of one saved by "
+            f"{masked_lm} (masked-LM pre-training only); transformers' "
+            f"{model_class} would fill them with RANDOM values, giving a "
+            "different vector after every load"
+        )
+    if status == "untrained":
+        return (
+            f"{model_type} checkpoints are pre-trained without a sentence-level "
+            "objective (no next-sentence prediction), so the pooler weights this "
+            f"checkpoint carries were never trained: {model_class}'s pooler gives "
+            "deterministic but meaningless vectors"
+        )
+    return f"{model_class} has no pooler layer"
+
+
+def position_offset(model: Any) -> int:
+    """Positions a family reserves before the first token (RoBERTa: 2).
+
+    RoBERTa-style embeddings number positions from ``padding_idx + 1``, so a
+    model with ``max_position_embeddings`` positions takes that many minus
+    the offset tokens.
+    """
+    embeddings = getattr(model, "embeddings", None)
+    positions = getattr(embeddings, "position_embeddings", None)
+    padding_idx = getattr(positions, "padding_idx", None)
+    if isinstance(padding_idx, int) and padding_idx >= 0:
+        return padding_idx + 1
+    return 0
