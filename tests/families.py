@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers import tiny_vocabulary
+from helpers import save_checkpoint, tiny_vocabulary
 
 HIDDEN = 32
 LIMIT = 64  # tokens the tiny models accept, special tokens included
@@ -294,7 +294,6 @@ def build_family(
     """
     import torch
     import transformers
-    from transformers.utils import logging as hf_logging
 
     family = FAMILIES[name]
     folder = Path(folder)
@@ -310,12 +309,5 @@ def build_family(
         model = transformers.GPT2LMHeadModel(config)
     else:
         model = transformers.AutoModel.from_config(config)
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
+    save_checkpoint(model, tokenizer, folder)
     return folder

@@ -69,7 +69,6 @@ def build_tiny_bert(
     """
     import torch
     from transformers import BertConfig, BertForMaskedLM, BertModel, BertTokenizerFast
-    from transformers.utils import logging as hf_logging
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,6 +92,14 @@ def build_tiny_bert(
     )
     torch.manual_seed(seed)
     model = (BertForMaskedLM if masked_lm else BertModel)(config)
+    save_checkpoint(model, tokenizer, folder)
+    return folder
+
+
+def save_checkpoint(model, tokenizer, folder: Path) -> None:
+    """``save_pretrained`` both, without transformers' progress bar."""
+    from transformers.utils import logging as hf_logging
+
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
@@ -101,7 +108,6 @@ def build_tiny_bert(
     finally:
         if bars:
             hf_logging.enable_progress_bar()
-    return folder
 
 
 def numpy_pool(
