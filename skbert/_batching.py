@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._long_texts import Combiner, model_inputs
 from ._pooling import POOLINGS
 
 if TYPE_CHECKING:
@@ -53,6 +54,17 @@ class EncodingSpec:
     dense: bool = False
     #: Length of each output vector.
     output_size: int = 0
+    #: What happens to texts longer than ``max_length``: "truncate",
+    #: "head_tail" or "chunk" (see :mod:`skbert._long_texts`).
+    long_texts: str = "truncate"
+    #: "head_tail": tokens kept from the start (the rest from the end);
+    #: ``None``: a quarter of what fits.
+    head_tokens: int | None = None
+    #: "chunk": tokens shared by consecutive windows.
+    stride: int = 0
+    #: "chunk": how window vectors are combined, "mean" (weighted by the
+    #: windows' token counts) or "max".
+    chunk_combine: str = "mean"
 
     def __post_init__(self) -> None:
         if not self.modes:
@@ -218,45 +230,66 @@ def iter_pooled(
     chunk_size: int,
     report: RunReport,
     bar: Any,
-) -> Iterator[tuple[list[int], np.ndarray, list[bool]]]:
-    """Yield ``(positions in texts, pooled vectors, truncated)`` batch by batch.
+) -> Iterator[tuple[list[int], np.ndarray, list[bool], list[bool]]]:
+    """Yield ``(positions in texts, pooled vectors, truncated, long)`` as texts
+    are completed, batch by batch.
 
-    Texts are tokenized ``chunk_size`` at a time. ``truncated`` says, for each
-    text of the batch, whether it was cut to ``spec.max_length`` tokens (all
-    of them are also in ``report.truncated``). ``models`` holds one loaded
-    model per device; batches are dealt to them in turn, at most two per
-    device in flight, and yielded in the order dealt.
+    Texts are tokenized ``chunk_size`` at a time and made into model inputs by
+    ``spec.long_texts`` (one per text, or several windows; see
+    :mod:`skbert._long_texts`); inputs of all texts are batched together by
+    token count. ``truncated`` says, for each text, whether tokens were left
+    out (all of them are also in ``report.truncated``), ``long`` whether it
+    was longer than ``spec.max_length``. ``models`` holds one loaded model per
+    device; batches are dealt to them in turn, at most two per device in
+    flight, and handled in the order dealt.
     """
     runners = [_Runner(loaded, spec, poolings, report) for loaded in models]
     tokenizer = models[0].tokenizer
     pool = ThreadPoolExecutor(len(runners)) if len(runners) > 1 else None
     pending: deque = deque()
     dealt = 0
+
+    def finish(start, inputs, combiner, rows, pooled):
+        done, vectors = combiner.add(rows, pooled)
+        bar.update(len(done))
+        positions = [start + i for i in done]
+        return (
+            positions,
+            vectors,
+            [inputs.cut[i] for i in done],
+            [inputs.long[i] for i in done],
+        )
+
     try:
         for start in range(0, len(texts), chunk_size):
-            chunk = texts[start : start + chunk_size]
-            ids, cut = tokenizer.encode(chunk, spec.max_length)
-            report.truncated.extend(start + i for i, flag in enumerate(cut) if flag)
-            for rows in plan_batches([len(row) for row in ids], spec):
-                positions = [start + i for i in rows]
-                truncated = [cut[i] for i in rows]
-                token_rows = [ids[i] for i in rows]
+            inputs = model_inputs(
+                tokenizer.content_ids(texts[start : start + chunk_size]),
+                tokenizer.prefix,
+                tokenizer.suffix,
+                max_length=spec.max_length,
+                strategy=spec.long_texts,
+                head_tokens=spec.head_tokens,
+                stride=spec.stride,
+            )
+            report.truncated.extend(
+                start + i for i, flag in enumerate(inputs.cut) if flag
+            )
+            combiner = Combiner(inputs, spec.chunk_combine)
+            for rows in plan_batches([len(row) for row in inputs.rows], spec):
+                token_rows = [inputs.rows[i] for i in rows]
                 runner = runners[dealt % len(runners)]
                 dealt += 1
                 if pool is None:
-                    yield positions, runner(token_rows), truncated
-                    bar.update(len(rows))
+                    yield finish(start, inputs, combiner, rows, runner(token_rows))
                     continue
                 future = pool.submit(runner, token_rows)
-                pending.append((positions, future, truncated))
+                pending.append((start, inputs, combiner, rows, future))
                 while len(pending) >= 2 * len(runners):
-                    done_positions, future, done_truncated = pending.popleft()
-                    yield done_positions, future.result(), done_truncated
-                    bar.update(len(done_positions))
+                    *head, future = pending.popleft()
+                    yield finish(*head, future.result())
         while pending:
-            done_positions, future, done_truncated = pending.popleft()
-            yield done_positions, future.result(), done_truncated
-            bar.update(len(done_positions))
+            *head, future = pending.popleft()
+            yield finish(*head, future.result())
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -35,6 +35,7 @@ from ._cli_options import (
     cache_value,
     layers_value,
 )
+from ._options import CHUNK_COMBINES, LONG_TEXTS
 
 __all__ = ["CHUNK_SIZE", "add_arguments", "read_texts", "run"]
 
@@ -452,6 +453,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "only for a checkpoint fine-tuned through its pooler",
     )
     vectorizer.add_argument(
+        "--long-texts",
+        choices=LONG_TEXTS,
+        default="truncate",
+        help="texts longer than --max-length: keep the first tokens (truncate), the "
+        "first and last (head_tail), or cover them with windows (chunk) "
+        "(default: %(default)s)",
+    )
+    vectorizer.add_argument(
+        "--head-tokens",
+        type=at_least(0),
+        default=None,
+        metavar="N",
+        help="head_tail: tokens kept from the start (default: a quarter)",
+    )
+    vectorizer.add_argument(
+        "--stride",
+        type=at_least(0),
+        default=0,
+        metavar="N",
+        help="chunk: tokens consecutive windows share (default: %(default)s)",
+    )
+    vectorizer.add_argument(
+        "--chunk-combine",
+        choices=CHUNK_COMBINES,
+        default="mean",
+        help="chunk: combine the windows' vectors by token-weighted mean or by max "
+        "(default: %(default)s)",
+    )
+    vectorizer.add_argument(
         "--max-length",
         type=at_least(2),
         default=None,
@@ -557,6 +587,10 @@ def vectorizer_params(args: argparse.Namespace) -> dict[str, Any]:
         "prompt": args.prompt,
         "prompt_name": args.prompt_name,
         "trust_pooler": args.trust_pooler,
+        "long_texts": args.long_texts,
+        "head_tokens": args.head_tokens,
+        "stride": args.stride,
+        "chunk_combine": args.chunk_combine,
     }
 
 

@@ -126,14 +126,15 @@ def _encode_rows(
 ) -> None:
     """Encode ``texts[rows]`` into ``out[rows]``.
 
-    ``keep(rows, pooled, truncated)`` receives every batch with all its
-    poolings and which of its rows were truncated (the cache stores them).
-    Truncated rows are added to ``report.truncated``.
+    ``keep(rows, pooled, truncated, long)`` receives every batch of completed
+    texts with all its poolings, which of them were truncated and which were
+    longer than ``max_length`` (the cache stores them). Truncated rows are
+    added to ``report.truncated``.
     """
     finish = _finisher(spec, poolings, models[0])
     local = RunReport()
     with _progress(len(rows), spec.batch_size, show_progress_bar) as bar:
-        for positions, pooled, truncated in iter_pooled(
+        for positions, pooled, truncated, long in iter_pooled(
             [texts[row] for row in rows],
             models,
             spec,
@@ -142,9 +143,11 @@ def _encode_rows(
             report=local,
             bar=bar,
         ):
+            if not positions:
+                continue
             batch_rows = [rows[p] for p in positions]
             if keep is not None:
-                keep(batch_rows, pooled, truncated)
+                keep(batch_rows, pooled, truncated, long)
             out[batch_rows] = finish(pooled)
     report.truncated.extend(rows[p] for p in local.truncated)
     report.out_of_memory_splits.extend(local.out_of_memory_splits)
@@ -176,24 +179,58 @@ def _encode_cached(
         poolings,
         spec.skip,
     )
-    keys = [text_key(prefix, text) for text in texts]
-    todo = _fill_from(store, keys, out, finish, report)
+    # A text that fits in max_length has the same vectors whatever
+    # long_texts says, so it is stored under the prefix alone and shared by
+    # every strategy; a longer one under the prefix and the strategy's settings.
+    fits = [text_key(prefix, text) for text in texts]
+    strategy = _strategy_key(spec).encode()
+    longer = [text_key(prefix + strategy, text) for text in texts]
+    todo = _fill_from(store, fits, out, finish, report)
+    todo = _refill(store, longer, todo, out, finish, report)
     if not todo:
         return
     with store.compute_lock(prefix):
         if store.shared:  # another process may have computed some meanwhile
-            again = [keys[i] for i in todo]
-            missed = _fill_from(store, again, out, finish, report, todo)
-            todo = [todo[i] for i in missed]
+            todo = _refill(store, fits, todo, out, finish, report)
+            todo = _refill(store, longer, todo, out, finish, report)
 
-        def keep(rows: list[int], pooled: np.ndarray, cut: list[bool]) -> None:
+        def keep(
+            rows: list[int], pooled: np.ndarray, cut: list[bool], long: list[bool]
+        ) -> None:
             store.put_many(
-                {keys[row]: _entry(pooled[j], cut[j]) for j, row in enumerate(rows)}
+                {
+                    (longer if long[j] else fits)[row]: _entry(pooled[j], cut[j])
+                    for j, row in enumerate(rows)
+                }
             )
 
         _encode_rows(
             out, texts, todo, models, spec, poolings, report, keep=keep, **options
         )
+
+
+def _strategy_key(spec: EncodingSpec) -> str:
+    """What decides the vectors of a text longer than ``max_length``."""
+    if spec.long_texts == "head_tail":
+        return f"head_tail:{spec.head_tokens}\x00"
+    if spec.long_texts == "chunk":
+        return f"chunk:{spec.stride}:{spec.chunk_combine}\x00"
+    return "truncate\x00"
+
+
+def _refill(
+    store: MemoryStore | DiskStore,
+    keys: list[bytes],
+    todo: list[int],
+    out: np.ndarray,
+    finish: Callable[[np.ndarray], np.ndarray],
+    report: RunReport,
+) -> list[int]:
+    """Look the rows ``todo`` up again under ``keys``; the rows still missing."""
+    if not todo:
+        return todo
+    missed = _fill_from(store, [keys[i] for i in todo], out, finish, report, todo)
+    return [todo[i] for i in missed]
 
 
 def prepare(texts: list[str], spec: EncodingSpec) -> list[str]:
@@ -241,6 +278,7 @@ def encode(
     report = EncodingReport(
         n_texts=len(texts),
         max_length=spec.max_length,
+        long_texts=spec.long_texts,
         truncated=truncated,
         out_of_memory_splits=list(run.out_of_memory_splits),
     )

@@ -11,9 +11,11 @@ from __future__ import annotations
 __all__ = [
     "BACKENDS",
     "CACHED_POOLINGS",
+    "CHUNK_COMBINES",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_MAX_BATCH_TOKENS",
     "DTYPES",
+    "LONG_TEXTS",
     "PERSIST_OPTIONS",
     "POOLINGS",
     "TOKEN_POOLINGS",
@@ -26,6 +28,10 @@ POOLINGS = ("cls", "pooler", "mean", "max", "auto")
 TOKEN_POOLINGS = ("cls", "mean", "max")
 #: Order of the poolings stored together in one embedding-cache entry.
 CACHED_POOLINGS = ("cls", "mean", "max", "pooler")
+#: ``long_texts`` values: what happens to texts longer than ``max_length``.
+LONG_TEXTS = ("truncate", "head_tail", "chunk")
+#: ``chunk_combine`` values: how the windows of a long text are combined.
+CHUNK_COMBINES = ("mean", "max")
 #: ``dtype`` values; ``"auto"`` is bfloat16 (else float16) on CUDA, else float32.
 DTYPES = ("float32", "float16", "bfloat16", "auto")
 #: ``backend`` values.

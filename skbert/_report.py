@@ -60,6 +60,8 @@ class EncodingReport:
 
     n_texts: int = 0
     max_length: int = 0
+    #: The ``long_texts`` strategy that applied.
+    long_texts: str = "truncate"
     #: Positions (in the input) of the texts that were truncated, ascending.
     truncated: list[int] = field(default_factory=list)
     #: Size of each batch that ran out of device memory and was split.
@@ -89,8 +91,14 @@ def warn_about(report: EncodingReport) -> None:
             TruncationWarning(
                 f"{len(report.truncated)} of {report.n_texts} texts were longer than "
                 f"max_length={report.max_length} tokens and were truncated (first "
-                f"at position {first}). Their vectors describe only the first "
-                f"{report.max_length} tokens.",
+                f"at position {first}). "
+                + (
+                    "Their vectors describe their first and last tokens "
+                    "(long_texts='head_tail')."
+                    if report.long_texts == "head_tail"
+                    else f"Their vectors describe only the first {report.max_length}"
+                    " tokens; long_texts='chunk' covers whole texts."
+                ),
                 report.truncated,
                 report.n_texts,
                 report.max_length,

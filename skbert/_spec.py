@@ -177,6 +177,11 @@ def encoding_spec(params: dict[str, Any], info: ModelInfo, name: str) -> Encodin
             f"use max_length=None or a value <= {limit}."
         )
     _check_backend(params, layers, info)
+    if params["long_texts"] == "chunk" and params["stride"] >= max_length // 2:
+        raise ValueError(
+            f"stride={params['stride']}: consecutive windows may share fewer than "
+            f"half of max_length={max_length} tokens; use a smaller stride."
+        )
     size = recipe.dense[-1].out_features if dense else len(modes) * info.hidden_size
     return EncodingSpec(
         pooling=pooling,
@@ -190,4 +195,8 @@ def encoding_spec(params: dict[str, Any], info: ModelInfo, name: str) -> Encodin
         lowercase=bool(recipe and recipe.do_lower_case),
         dense=dense,
         output_size=size,
+        long_texts=params["long_texts"],
+        head_tokens=params["head_tokens"],
+        stride=params["stride"],
+        chunk_combine=params["chunk_combine"],
     )

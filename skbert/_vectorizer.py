@@ -29,9 +29,11 @@ from sklearn.utils.validation import check_is_fitted
 from ._inputs import check_texts
 from ._options import (
     BACKENDS,
+    CHUNK_COMBINES,
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_BATCH_TOKENS,
     DTYPES,
+    LONG_TEXTS,
     PERSIST_OPTIONS,
     POOLINGS,
 )
@@ -139,6 +141,23 @@ class BertCLSVectorizer(
         e.g. ``"query"``); refused with the known names when it has none of
         that name. With ``pooling="auto"`` and neither given, the folder's
         default prompt is used.
+    long_texts : {"truncate", "head_tail", "chunk"}, default="truncate"
+        What happens to a text longer than ``max_length`` tokens:
+        ``"truncate"`` keeps its first tokens (with a
+        :class:`~skbert.TruncationWarning`); ``"head_tail"`` keeps its first
+        ``head_tokens`` and its last tokens; ``"chunk"`` covers the whole text
+        with windows of ``max_length`` tokens (each with the model's special
+        tokens) that overlap by ``stride``, pools each window and combines
+        them as ``chunk_combine`` says. Texts that fit are encoded once and
+        shared by all three in the embedding cache.
+    head_tokens : int, default=None
+        With ``"head_tail"``: tokens kept from the start; ``None`` keeps a
+        quarter from the start and three quarters from the end.
+    stride : int, default=0
+        With ``"chunk"``: tokens that consecutive windows share.
+    chunk_combine : {"mean", "max"}, default="mean"
+        With ``"chunk"``: the mean of the windows' vectors weighted by their
+        token counts, or their element-wise maximum.
     trust_pooler : bool, default=False
         Use the pooler of a family whose pre-training never trained it
         (RoBERTa, XLM-RoBERTa, CamemBERT, MPNet): only for a checkpoint that
@@ -201,6 +220,10 @@ class BertCLSVectorizer(
         "local_files_only": ["boolean"],
         "trust_remote_code": ["boolean"],
         "show_progress_bar": ["boolean", None],
+        "long_texts": [StrOptions(set(LONG_TEXTS))],
+        "head_tokens": [Interval(Integral, 0, None, closed="left"), None],
+        "stride": [Interval(Integral, 0, None, closed="left")],
+        "chunk_combine": [StrOptions(set(CHUNK_COMBINES))],
         "prompt": [str, None],
         "prompt_name": [str, None],
         "trust_pooler": ["boolean"],
@@ -231,6 +254,10 @@ class BertCLSVectorizer(
         prompt: str | None = None,
         prompt_name: str | None = None,
         trust_pooler: bool = False,
+        long_texts: str = "truncate",
+        head_tokens: int | None = None,
+        stride: int = 0,
+        chunk_combine: str = "mean",
     ) -> None:
         self.model_name_or_path = model_name_or_path
         self.pooling = pooling
@@ -252,6 +279,10 @@ class BertCLSVectorizer(
         self.prompt = prompt
         self.prompt_name = prompt_name
         self.trust_pooler = trust_pooler
+        self.long_texts = long_texts
+        self.head_tokens = head_tokens
+        self.stride = stride
+        self.chunk_combine = chunk_combine
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -373,6 +404,13 @@ class BertCLSVectorizer(
         if spec.pooling == "auto" and recipe and not recipe.include_prompt:
             # sentence-transformers leaves the prompt out of the pooling
             skip = models[0].tokenizer.prompt_length(spec.prompt, spec.lowercase)
+            if skip and spec.long_texts == "chunk":
+                raise ValueError(
+                    "long_texts='chunk' cannot leave the prompt out of each "
+                    "window's pooling, as this model's recipe asks "
+                    "(include_prompt=false); use long_texts='truncate' or "
+                    "'head_tail'."
+                )
             spec = dataclasses.replace(spec, skip=skip)
         vectors, report = encode(
             texts,
