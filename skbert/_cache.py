@@ -96,6 +96,7 @@ class MemoryStore:
         self._entries: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._nbytes = 0
         self._lock = threading.Lock()
+        self._compute_locks: dict[bytes, threading.Lock] = {}
         self.hits = 0
         self.misses = 0
 
@@ -133,8 +134,11 @@ class MemoryStore:
             _, value = self._entries.popitem(last=False)
             self._nbytes -= value.nbytes
 
-    def compute_lock(self, prefix: bytes) -> contextlib.nullcontext:
-        return contextlib.nullcontext()  # one process: nothing to coordinate
+    def compute_lock(self, prefix: bytes) -> threading.Lock:
+        """Threads computing the vectors of ``prefix`` take turns, so that a
+        text two threads both miss is encoded once."""
+        with self._lock:
+            return self._compute_locks.setdefault(prefix, threading.Lock())
 
     def info(self) -> dict[str, Any]:
         with self._lock:
@@ -205,8 +209,12 @@ class DiskStore:
     #: Other processes write to it too: re-check after taking the lock.
     shared = True
 
-    def __init__(self, directory: str | os.PathLike) -> None:
+    def __init__(
+        self, directory: str | os.PathLike, max_bytes: int | None = None
+    ) -> None:
         self.directory = Path(directory).expanduser().resolve()
+        #: Writes stop once the database is this large (``None``: no limit).
+        self.max_bytes = max_bytes
         self.path = self.directory / _DB_NAME
         self._local = threading.local()
         self.hits = 0
@@ -391,6 +399,8 @@ class DiskStore:
         return found
 
     def put_many(self, items: dict[bytes, np.ndarray]) -> None:
+        if self.max_bytes is not None and self._size() > self.max_bytes:
+            return  # full: what it holds is still served
         rows = []
         for key, value in items.items():
             data = np.ascontiguousarray(value, dtype="<f4").tobytes()
@@ -434,14 +444,18 @@ class DiskStore:
             return contextlib.nullcontext()
         return file_lock(self.directory / f"lock-{name}")
 
+    def _size(self) -> int:
+        """Bytes of the database and its write-ahead log."""
+        size = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                size += Path(f"{self.path}{suffix}").stat().st_size
+        return size
+
     def info(self) -> dict[str, Any]:
         conn = self._connect()
         entries = conn.execute("SELECT count(*) FROM vectors").fetchone()[0]
-        size = sum(
-            Path(f"{self.path}{suffix}").stat().st_size
-            for suffix in ("", "-wal")
-            if Path(f"{self.path}{suffix}").exists()
-        )
+        size = self._size()
         return {
             "location": str(self.directory),
             "entries": entries,
@@ -487,18 +501,59 @@ _DISK: dict[Path, DiskStore] = {}
 _DISK_LOCK = threading.Lock()
 
 
-def get_store(cache: str | os.PathLike | None) -> MemoryStore | DiskStore | None:
+class LayeredStore:
+    """The in-process cache in front of a session's shared disk store
+    (``cache="auto"`` in a process tree; see :mod:`skbert._session`)."""
+
+    #: Worker processes write to it too: re-check after taking the lock.
+    shared = True
+
+    def __init__(self, memory: MemoryStore, disk: DiskStore) -> None:
+        self.memory = memory
+        self.disk = disk
+
+    def get_many(
+        self, keys: list[bytes], *, count: bool = True
+    ) -> dict[bytes, np.ndarray]:
+        found = self.memory.get_many(keys, count=count)
+        missing = [key for key in keys if key not in found]
+        if missing:
+            from_disk = self.disk.get_many(missing, count=False)
+            if from_disk:
+                self.memory.put_many(from_disk)
+                found.update(from_disk)
+        return found
+
+    def put_many(self, items: dict[bytes, np.ndarray]) -> None:
+        self.memory.put_many(items)
+        self.disk.put_many(items)
+
+    def compute_lock(self, prefix: bytes) -> contextlib.AbstractContextManager:
+        return self.disk.compute_lock(prefix)
+
+
+def _disk_store(directory: Path, max_bytes: int | None = None) -> DiskStore:
+    with _DISK_LOCK:
+        store = _DISK.get(directory)
+        if store is None:
+            store = _DISK[directory] = DiskStore(directory, max_bytes)
+        return store
+
+
+def get_store(
+    cache: str | os.PathLike | None,
+) -> MemoryStore | DiskStore | LayeredStore | None:
     """The store a ``cache`` parameter value names (``None``: no caching)."""
     if cache is None:
         return None
     if isinstance(cache, str) and cache == "auto":
-        return _MEMORY
-    directory = Path(cache).expanduser().resolve()
-    with _DISK_LOCK:
-        store = _DISK.get(directory)
-        if store is None:
-            store = _DISK[directory] = DiskStore(directory)
-        return store
+        from . import _session
+
+        session = _session.active()
+        if session is None:
+            return _MEMORY
+        return LayeredStore(_MEMORY, _disk_store(session, _MEMORY.max_bytes))
+    return _disk_store(Path(cache).expanduser().resolve())
 
 
 def cache_info(cache: str | os.PathLike = "auto") -> dict[str, Any]:

@@ -23,7 +23,9 @@ from ._options import CACHED_POOLINGS
 from ._report import EncodingReport, TruncationWarning
 
 if TYPE_CHECKING:
-    from ._cache import DiskStore, MemoryStore
+    from ._cache import DiskStore, LayeredStore, MemoryStore
+
+    Store = MemoryStore | DiskStore | LayeredStore
     from ._checkpoint import LoadedModel
 
 __all__ = ["EncodingSpec", "TruncationWarning", "encode"]
@@ -83,7 +85,7 @@ def _entry(pooled: np.ndarray, truncated: bool) -> np.ndarray:
 
 
 def _fill_from(
-    store: MemoryStore | DiskStore,
+    store: Store,
     keys: list[bytes],
     out: np.ndarray,
     finish: Callable[[np.ndarray], np.ndarray],
@@ -158,7 +160,7 @@ def _encode_cached(
     texts: list[str],
     models: list[LoadedModel],
     spec: EncodingSpec,
-    store: MemoryStore | DiskStore,
+    store: Store,
     report: RunReport,
     **options: Any,
 ) -> None:
@@ -190,9 +192,9 @@ def _encode_cached(
     if not todo:
         return
     with store.compute_lock(prefix):
-        if store.shared:  # another process may have computed some meanwhile
-            todo = _refill(store, fits, todo, out, finish, report)
-            todo = _refill(store, longer, todo, out, finish, report)
+        # another thread or process may have computed some meanwhile
+        todo = _refill(store, fits, todo, out, finish, report)
+        todo = _refill(store, longer, todo, out, finish, report)
 
         def keep(
             rows: list[int], pooled: np.ndarray, cut: list[bool], long: list[bool]
@@ -219,7 +221,7 @@ def _strategy_key(spec: EncodingSpec) -> str:
 
 
 def _refill(
-    store: MemoryStore | DiskStore,
+    store: Store,
     keys: list[bytes],
     todo: list[int],
     out: np.ndarray,
@@ -249,7 +251,7 @@ def encode(
     spec: EncodingSpec,
     *,
     show_progress_bar: bool | None = None,
-    store: MemoryStore | DiskStore | None = None,
+    store: Store | None = None,
 ) -> tuple[np.ndarray, EncodingReport]:
     """Encode ``texts`` into a ``(len(texts), hidden_size)`` float32 array.
 

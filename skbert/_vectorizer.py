@@ -50,6 +50,7 @@ MODEL_PARAMETERS = (
 #: Pickle entries added to scikit-learn's state by skbert.
 _VERSIONS_KEY = "_skbert_versions"
 _DIGEST_KEY = "_skbert_state_digest"
+_SESSION_KEY = "_skbert_session"
 
 
 class BertCLSVectorizer(
@@ -488,11 +489,13 @@ class BertCLSVectorizer(
         """scikit-learn's state, with the handle pickled as ``persist`` says now,
         the versions of the libraries that computed the vectors, and a SHA-256
         over everything but the model files (which carry their own)."""
-        from . import _versions
+        from . import _session, _versions
 
         state = dict(super().__getstate__())  # scikit-learn may return __dict__
         if "model_" in state:
             state["model_"] = state["model_"].with_persist(self.persist)
+        if self.cache == "auto":  # worker processes share this process's cache
+            state[_SESSION_KEY] = _session.share()
         state[_VERSIONS_KEY] = _versions.installed_versions()
         state[_DIGEST_KEY] = _state_digest(state)
         return state
@@ -521,6 +524,9 @@ class BertCLSVectorizer(
             _check_fitted_attributes(state, handle)
         for name, default in _defaults().items():  # added since it was written
             state.setdefault(name, default)
+        from . import _session
+
+        _session.join(state.pop(_SESSION_KEY, None))
         super().__setstate__(state)
         _warn_about_versions(versions, backend=state.get("backend"))
 

@@ -3,8 +3,8 @@
 Importable by joblib's worker processes (they get the test's ``sys.path``), so
 forward passes are counted across processes: each batch appends a line to a
 log file. The log lives in the cache directory (a parameter, so it travels to
-the workers with the estimator) or, with an in-process cache, is kept in the
-class-level list ``CountingVectorizer.rows``.
+the workers with the estimator), the file that ``$SKBERT_TEST_FORWARD_LOG``
+names, or, with neither, the class-level list ``CountingVectorizer.rows``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ import skbert._batching
 from skbert import BertCLSVectorizer
 
 LOG_NAME = "forward-rows.log"
+#: With ``cache="auto"``: the file every process appends its forward rows to
+#: (worker processes inherit the environment).
+LOG_ENV = "SKBERT_TEST_FORWARD_LOG"
 
 
 class CountingVectorizer(BertCLSVectorizer):
@@ -27,16 +30,16 @@ class CountingVectorizer(BertCLSVectorizer):
 
     def _encode(self, texts):  # under transform and fit_transform
         original = skbert._batching.pool_batch
-        cache_dir = None
+        log_file = os.environ.get(LOG_ENV)
         if self.cache not in (None, "auto"):
-            cache_dir = Path(self.cache)
+            log_file = str(Path(self.cache) / LOG_NAME)
 
         def counting(loaded, batch, *args):
             n_rows = int(batch["input_ids"].shape[0])
-            if cache_dir is None:
+            if log_file is None:
                 CountingVectorizer.rows.append(n_rows)
             else:
-                with open(cache_dir / LOG_NAME, "a") as log:
+                with open(log_file, "a") as log:
                     log.write(f"{os.getpid()} {n_rows}\n")
             return original(loaded, batch, *args)
 

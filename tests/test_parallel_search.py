@@ -1,0 +1,103 @@
+"""A parallel search encodes each text once, with the default cache.
+
+``GridSearchCV(..., n_jobs=2)`` runs in a fresh process whose temporary
+folder is private to the test: every process (the parent and its loky
+workers) logs the rows it forwards through the model, and after the process
+exits nothing it made is left in that folder.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from counting import LOG_ENV
+from helpers import clean_env, distinct_texts, vectorizer
+
+SEARCH = """
+import numpy as np
+from counting import CountingVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+
+texts = {texts!r}
+labels = np.arange(len(texts)) % 2
+pipe = Pipeline([
+    ("bert", CountingVectorizer(model_name_or_path={folder!r}, device="cpu")),
+    ("clf", LogisticRegression(max_iter=200)),
+])
+grid = {{"bert__pooling": ["cls", "pooler", "mean", "max"]}}
+search = GridSearchCV(pipe, grid, cv=5, n_jobs=2).fit(texts, labels)
+print("best", search.best_params_["bert__pooling"])
+"""
+
+
+def run_search(folder: Path, texts: list[str], tmp_path: Path) -> tuple[int, set]:
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    log = tmp_path / "forward.log"
+    env = clean_env(tmp_path / "hf-home")
+    tests = str(Path(__file__).parent)
+    env.update(
+        TMPDIR=str(private_tmp),
+        PYTHONPATH=os.pathsep.join([tests, env.get("PYTHONPATH", "")]),
+        **{LOG_ENV: str(log)},
+    )
+    code = textwrap.dedent(SEARCH.format(texts=texts, folder=str(folder)))
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    numbers = log.read_text().split()
+    rows = sum(int(n) for n in numbers[1::2])
+    pids = {int(pid) for pid in numbers[0::2]}
+    return rows, pids, sorted(p.name for p in private_tmp.iterdir())
+
+
+def test_search_with_two_workers_forwards_each_text_once(tiny_model_dir, tmp_path):
+    texts = distinct_texts(60, seed=21)
+
+    rows, pids, left = run_search(tiny_model_dir, texts, tmp_path)
+
+    assert rows == len(texts), f"{rows} rows forwarded for {len(texts)} texts"
+    assert left == [], f"files left behind: {left}"
+    assert pids  # at least one worker forwarded
+
+
+def test_a_threaded_search_shares_the_in_process_cache(tiny_model_dir, monkeypatch):
+    # Counted by one patch for all threads (CountingVectorizer patches per call,
+    # which threads would stack).
+    import threading
+
+    import numpy as np
+    from joblib import parallel_backend
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+
+    import skbert._batching
+
+    rows, lock = [], threading.Lock()
+    original = skbert._batching.pool_batch
+
+    def counting(loaded, batch, *args):
+        with lock:
+            rows.append(int(batch["input_ids"].shape[0]))
+        return original(loaded, batch, *args)
+
+    monkeypatch.setattr(skbert._batching, "pool_batch", counting)
+    texts = distinct_texts(60, seed=22)
+    bert = vectorizer(tiny_model_dir, cache="auto")
+    pipe = Pipeline([("bert", bert), ("clf", LogisticRegression(max_iter=200))])
+    grid = {"bert__pooling": ["cls", "pooler", "mean", "max"]}
+    with parallel_backend("threading", n_jobs=4):
+        GridSearchCV(pipe, grid, cv=5).fit(texts, np.arange(60) % 2)
+    assert sum(rows) == len(texts)
