@@ -2,10 +2,16 @@
 
 Every contender encodes the same texts with the same checkpoint in this one
 process, in alternating order over several rounds; the median time of each
-gives texts/s and the ratio to sentence-transformers. Vectors are mean-pooled
+gives texts/s and the ratio to sentence-transformers (wall-clock and process
+CPU time, with the spread over rounds). Vectors are mean-pooled
 and L2-normalized (all-MiniLM-L6-v2's own pooling), so every contender's
 output is compared to sentence-transformers' (max abs difference, min cosine).
-Peak memory is the largest RSS increase seen while a contender runs.
+Peak memory is the largest RSS increase seen while a contender runs. The
+fraction of the CPU's peak is the model's floating-point work on the real
+tokens (projections, feed-forward and attention of every layer) divided by
+the CPU time, over the peak FLOP/s of the cores used (``--peak-gflops``,
+else cores x clock x 32 fp32 FLOP per cycle: two 256-bit FMA pipes, as AMD
+Zen 4 and most AVX2/AVX-512 cores have).
 
 Usage::
 
@@ -27,22 +33,34 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-from _common import default_model, read_tsv
+from _common import default_model, load_texts, read_tsv
 
 
-def read_texts(path: Path, n: int, seed: int = 0) -> list[str]:
-    texts, _ = read_tsv(path)
+def read_texts(path: str, n: int, seed: int = 0) -> list[str]:
+    """``n`` texts of the TSV file ``path`` (``shipped``: skbert's own UCI
+    sentences, repeated with a number when ``n`` is larger), shuffled."""
+    if path == "shipped":
+        texts, _ = load_texts(None, "all")
+        texts = [
+            f"{text} ({i // len(texts)})"
+            for i, text in enumerate(texts * (n // len(texts) + 1))
+        ]
+    else:
+        texts, _ = read_tsv(path)
     rng = np.random.default_rng(seed)
     return [texts[i] for i in rng.permutation(len(texts))[:n]]
 
 
 class PeakRSS:
-    """Largest resident-memory increase while the block runs (sampled)."""
+    """Largest resident-memory increase while the block runs (sampled), and
+    the GPU's mean utilisation when ``gpu`` (percent, from NVML)."""
 
-    def __init__(self) -> None:
+    def __init__(self, gpu: bool = False) -> None:
         import psutil
 
         self.process = psutil.Process()
+        self.gpu = gpu
+        self.utilisation: list[float] = []
 
     def __enter__(self) -> PeakRSS:
         self.start = self.peak = self.process.memory_info().rss
@@ -54,6 +72,13 @@ class PeakRSS:
     def _sample(self) -> None:
         while self.running:
             self.peak = max(self.peak, self.process.memory_info().rss)
+            if self.gpu:
+                import torch
+
+                try:
+                    self.utilisation.append(float(torch.cuda.utilization()))
+                except Exception:  # no NVML: say nothing rather than guess
+                    self.gpu = False
             time.sleep(0.005)
 
     def __exit__(self, *exc: object) -> None:
@@ -65,13 +90,26 @@ class PeakRSS:
         return (self.peak - self.start) / 2**20
 
 
-def random_base_model(folder: Path, tokenizer_from: str) -> str:
-    """A bert-base-sized random BERT (no real one on disk), MiniLM's tokenizer."""
+#: Random BERTs of known shapes, for machines without the real checkpoints.
+SHAPES = {
+    "base": {},  # bert-base-uncased: 12 layers of 768
+    "minilm": {  # all-MiniLM-L6-v2: 6 layers of 384
+        "hidden_size": 384,
+        "num_hidden_layers": 6,
+        "num_attention_heads": 12,
+        "intermediate_size": 1536,
+    },
+}
+
+
+def random_model(folder: Path, tokenizer_from: str, shape: str) -> str:
+    """A random BERT of ``shape`` (``SHAPES``) with the tokenizer of
+    ``tokenizer_from``: as fast as the real one, without its weights."""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     torch.manual_seed(0)
-    BertModel(BertConfig()).save_pretrained(folder)
+    BertModel(BertConfig(**SHAPES[shape])).save_pretrained(folder)
     AutoTokenizer.from_pretrained(tokenizer_from).save_pretrained(folder)
     return str(folder)
 
@@ -124,8 +162,13 @@ def contenders(args, model_path: str) -> dict[str, Callable[[list[str]], np.ndar
         "float16": torch.float16,
         "bfloat16": torch.bfloat16,
     }[args.dtype]
+    st_dtype = {
+        "float32": torch.float32,
+        "float16": torch.float16,
+        "bfloat16": torch.bfloat16,
+    }[args.st_dtype or args.dtype]
     st = SentenceTransformer(
-        model_path, device=args.device, model_kwargs={"dtype": dtype}
+        model_path, device=args.device, model_kwargs={"dtype": st_dtype}
     )
     st.max_seq_length = args.max_length
     has_normalize = any(type(m).__name__ == "Normalize" for m in st)
@@ -168,11 +211,63 @@ def contenders(args, model_path: str) -> dict[str, Callable[[list[str]], np.ndar
     return runs
 
 
+def spread(samples: dict[str, list[float]], name: str) -> str:
+    """The lowest and highest ratio of a round's ST time to this contender's."""
+    ratios = [
+        st / own
+        for st, own in zip(samples["sentence-transformers"], samples[name], strict=True)
+    ]
+    return f"{min(ratios):.2f}-{max(ratios):.2f}"
+
+
+def model_flops(model_path: str, texts: list[str], max_length: int) -> float:
+    """Floating-point operations of one forward pass over ``texts`` (real
+    tokens only): per layer and text of L tokens, 8 L H^2 for the four
+    attention projections, 4 L H I for the feed-forward and 4 L^2 H for the
+    attention scores and their weighted sum."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(model_path)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    lengths = [
+        len(ids)
+        for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    ]
+    h, i = config.hidden_size, config.intermediate_size
+    per_layer = sum(8 * n * h * h + 4 * n * h * i + 4 * n * n * h for n in lengths)
+    return float(config.num_hidden_layers * per_layer)
+
+
+def estimated_peak_gflops(cores: int) -> float:
+    """cores x clock x 32 fp32 FLOP per cycle (two 256-bit FMA pipes)."""
+    mhz = 0.0
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("cpu MHz"):
+            mhz = float(line.split(":")[1])
+            break
+    return cores * mhz / 1000 * 32
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/data/mr.tsv")
+    parser.add_argument(
+        "--data",
+        default="../shared/data/mr.tsv",
+        help="a text<TAB>label file, or 'shipped' for skbert's own sentences",
+    )
+    parser.add_argument(
+        "--st-dtype",
+        default=None,
+        choices=["float32", "float16", "bfloat16"],
+        help="sentence-transformers' precision (default: --dtype)",
+    )
+    parser.add_argument(
+        "--tokenizer",
+        default=None,
+        help="with --model-size random-*: the folder whose tokenizer to use",
+    )
     parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-batch-tokens", type=int, default=None)
@@ -183,20 +278,29 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="default: all-MiniLM-L6-v2")
     parser.add_argument(
         "--model-size",
-        choices=["minilm", "base"],
+        choices=["minilm", "base", "random-minilm", "random-base"],
         default="minilm",
-        help="base: a random bert-base-sized BERT",
+        help="base or random-base: a random bert-base-sized BERT; random-minilm: "
+        "a random BERT of all-MiniLM-L6-v2's shape",
     )
     parser.add_argument("--no-onnx", dest="onnx", action="store_false")
+    parser.add_argument(
+        "--peak-gflops",
+        type=float,
+        default=None,
+        help="the cores' peak fp32 GFLOP/s (default: estimated from the clock)",
+    )
     args = parser.parse_args()
 
     import torch
 
     model_path = args.model or default_model()
     tmp = tempfile.TemporaryDirectory()
-    if args.model_size == "base":
-        model_path = random_base_model(Path(tmp.name) / "bert-base", model_path)
-    texts = read_texts(Path(args.data), args.n)
+    if args.model_size in ("base", "random-base", "random-minilm"):
+        shape = "minilm" if args.model_size == "random-minilm" else "base"
+        tokenizer = args.tokenizer or args.model or default_model()
+        model_path = random_model(Path(tmp.name) / shape, tokenizer, shape)
+    texts = read_texts(args.data, args.n)
     print(
         f"machine: {platform.platform()}, {platform.processor() or platform.machine()},"
         f" {torch.get_num_threads()} torch threads, device {args.device}"
@@ -222,10 +326,16 @@ def main() -> None:
     )
 
     runs = contenders(args, model_path)
+    work = model_flops(model_path, texts, args.max_length)
+    peak_gflops = args.peak_gflops or estimated_peak_gflops(torch.get_num_threads())
+    print(
+        f"model work: {work / 1e9:.1f} GFLOP for the texts; peak "
+        f"{peak_gflops:.0f} GFLOP/s{'' if args.peak_gflops else ' (estimated)'}"
+    )
     times: dict[str, list[float]] = {name: [] for name in runs}
     cpu: dict[str, list[float]] = {name: [] for name in runs}
-    cpu: dict[str, list[float]] = {name: [] for name in runs}
     peaks: dict[str, float] = {name: 0.0 for name in runs}
+    busy: dict[str, list[float]] = {name: [] for name in runs}
     outputs: dict[str, np.ndarray] = {}
     for run in runs.values():  # warm-up (ONNX export, lazy init)
         run(texts[:64])
@@ -234,7 +344,7 @@ def main() -> None:
         for name in order:
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
-            with PeakRSS() as peak:
+            with PeakRSS(gpu=args.device.startswith("cuda")) as peak:
                 start, start_cpu = time.perf_counter(), time.process_time()
                 outputs[name] = np.asarray(runs[name](texts))
                 if args.device.startswith("cuda"):
@@ -242,11 +352,14 @@ def main() -> None:
                 times[name].append(time.perf_counter() - start)
                 cpu[name].append(time.process_time() - start_cpu)
             peaks[name] = max(peaks[name], peak.mib)
+            if peak.utilisation:
+                busy[name].append(statistics.mean(peak.utilisation))
     reference = outputs["sentence-transformers"]
     base = statistics.median(times["sentence-transformers"])
     base_cpu = statistics.median(cpu["sentence-transformers"])
     print(
-        f"\n{'contender':26} {'texts/s':>8} {'vs ST':>7} {'CPU vs ST':>10} "
+        f"\n{'contender':26} {'texts/s':>8} {'vs ST':>7} {'(range)':>13} "
+        f"{'CPU vs ST':>10} {'(range)':>13} {'% peak':>7} "
         f"{'max|diff|':>10} {'min cos':>8} {'peak RSS+':>10}"
     )
     for name in runs:
@@ -255,16 +368,27 @@ def main() -> None:
         cosine = (out * reference).sum(1) / (
             np.linalg.norm(out, axis=1) * np.linalg.norm(reference, axis=1)
         )
+        median_cpu = statistics.median(cpu[name])
+        core_flops = peak_gflops * 1e9 / torch.get_num_threads()
         print(
             f"{name:26} {len(texts) / median:8.0f} {base / median:6.2f}x "
-            f"{base_cpu / statistics.median(cpu[name]):9.2f}x "
+            f"{spread(times, name):>13} "
+            f"{base_cpu / median_cpu:9.2f}x {spread(cpu, name):>13} "
+            f"{100 * work / median_cpu / core_flops:6.1f}% "
             f"{np.abs(out - reference).max():10.2e} {cosine.min():8.4f} "
             f"{peaks[name]:8.0f} MiB"
         )
     print(
         "(vs ST: ratio of median wall-clock times; CPU vs ST: ratio of median "
-        "process CPU times, steadier when other jobs share the machine)"
+        "process CPU times, steadier when other jobs share the machine; (range): "
+        "the lowest and highest ratio of a round to the same round's ST; % peak: "
+        "model FLOP / process CPU s over one core's peak)"
     )
+    if any(busy.values()):
+        print(
+            "GPU utilisation (mean of NVML samples while running): "
+            + "; ".join(f"{k} {statistics.median(v):.0f}%" for k, v in busy.items())
+        )
     print(
         f"(median of {args.rounds} alternating rounds; wall s: "
         + "; ".join(f"{k} " + "/".join(f"{t:.2f}" for t in v) for k, v in times.items())
