@@ -13,7 +13,7 @@ from ._report import TruncationWarning
 from ._vectorizer import BertCLSVectorizer
 from ._versions import InconsistentVersionWarning
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "BertCLSVectorizer",
