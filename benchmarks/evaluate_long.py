@@ -195,6 +195,36 @@ def plot(results: dict, target: Path) -> None:
     figure.savefig(target, dpi=110)
 
 
+def markdown(results: dict) -> str:
+    """The tables of docs/long_texts.md."""
+    lines = []
+    for name, entry in results["sets"].items():
+        tfidf = entry["tfidf"]
+        lines += [
+            f"**{name}** ({entry['n']} reviews; TF-IDF + LR: "
+            f"{100 * tfidf['mean']:.1f} ± {100 * tfidf['sem']:.1f})",
+            "",
+            "| max_length | long_texts | pooling | accuracy (%) ± s.e. | "
+            "TF-IDF + skbert (%) | s/text (wall) | CPU s/text |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for run in entry["runs"]:
+            union = run.get("union")
+            lines.append(
+                f"| {run['max_length']} | `{run['long_texts']}` | {run['pooling']} | "
+                f"{100 * run['bert']['mean']:.1f} ± {100 * run['bert']['sem']:.1f} | "
+                + (
+                    f"{100 * union['mean']:.1f} ± {100 * union['sem']:.1f}"
+                    if union
+                    else ""
+                )
+                + f" | {run['seconds_per_text']:.3f}"
+                + f" | {run['cpu_seconds_per_text']:.3f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
@@ -211,7 +241,13 @@ def main() -> None:
     parser.add_argument("--cache", default="/tmp/skbert-evaluate-long")
     parser.add_argument("--output", default=None)
     parser.add_argument("--plot", default=None)
+    parser.add_argument(
+        "--markdown", default=None, help="only print the tables of this JSON file"
+    )
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return
     # scikit-learn 1.9 announces LogisticRegressionCV's attributes of 1.10
     warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
     results = run(args)
