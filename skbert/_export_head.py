@@ -51,7 +51,7 @@ def _check_convertible(steps: list[tuple[str, Any]]) -> None:
     for name, step in steps:
         try:
             skl2onnx.get_model_alias(type(step))
-        except KeyError:
+        except (KeyError, RuntimeError):  # RuntimeError: "Unable to find alias"
             raise ValueError(
                 f"The pipeline step {name!r} ({type(step).__name__}) cannot be "
                 "exported to ONNX: skl2onnx has no converter for it. Export the "
