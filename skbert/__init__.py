@@ -18,13 +18,14 @@ from ._report import TruncationWarning
 from ._versions import InconsistentVersionWarning
 
 if TYPE_CHECKING:
-    from ._export import export_onnx
+    from ._export import ExportReport, export_onnx
     from ._vectorizer import BertCLSVectorizer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BertCLSVectorizer",
+    "ExportReport",
     "FingerprintMismatchError",
     "InconsistentVersionWarning",
     "TruncationWarning",
@@ -37,7 +38,11 @@ __all__ = [
 ]
 
 #: Public names whose modules import scikit-learn: loaded on first access.
-_LAZY = {"BertCLSVectorizer": "._vectorizer", "export_onnx": "._export"}
+_LAZY = {
+    "BertCLSVectorizer": "._vectorizer",
+    "ExportReport": "._export",
+    "export_onnx": "._export",
+}
 
 
 def __getattr__(name: str) -> Any:

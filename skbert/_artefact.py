@@ -130,7 +130,12 @@ def _split(data: bytes) -> tuple[str, dict[str, str]]:
         entry = {1: "", 2: ""}
         for inner, _, inner_start, inner_end in _fields(view[value_start:end]):
             part = view[value_start:end][inner_start:inner_end]
-            entry[inner] = bytes(part).decode("utf-8", errors="strict")
+            try:
+                entry[inner] = bytes(part).decode("utf-8")
+            except UnicodeDecodeError:
+                raise ArtefactError(
+                    "a metadata entry of the file is not UTF-8"
+                ) from None
         metadata[entry[1]] = entry[2]
     return "sha256:" + digest.hexdigest(), metadata
 

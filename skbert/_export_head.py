@@ -115,8 +115,17 @@ def convert_steps(steps: list[tuple[str, Any]], n_features: int, opset: int) -> 
         if hasattr(final, "predict_proba"):
             outputs["predict_proba"] = names[1]
         return Head(model, kind, outputs, final.classes_.tolist(), None)
-    width = model.graph.output[0].type.tensor_type.shape.dim[1].dim_value
-    return Head(model, kind, {"transform": names[0]}, None, int(width) or None)
+    return Head(model, kind, {"transform": names[0]}, None, _width(steps, n_features))
+
+
+def _width(steps: list[tuple[str, Any]], n_features: int) -> int:
+    """How many features the fitted ``steps`` turn ``n_features`` into."""
+    import numpy as np
+
+    X = np.zeros((1, n_features), dtype=np.float32)
+    for _, step in steps:
+        X = step.transform(X)
+    return int(np.shape(X)[1])
 
 
 def append_head(encoder: Any, head: Any) -> Any:

@@ -59,11 +59,13 @@ def load(path: str | os.PathLike, *, threads: int | None = None) -> ExportedPipe
 
     Examples
     --------
+    A file that is not an artefact (here this module's source) is refused:
+
     >>> from skbert import runtime
-    >>> runtime.load(__file__)  # any file that is not an artefact is refused
+    >>> runtime.load(__file__)  # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
     ...
-    skbert._artefact.ArtefactError: the file is not a valid ONNX model ...
+    skbert.runtime.ArtefactError: ... is not an skbert artefact ...
 
     :func:`skbert.export_onnx` shows the whole round trip.
     """
@@ -88,7 +90,6 @@ class _ArtefactTokenizer(TextTokenizer):
         self.prefix = list(recipe["prefix"])
         self.suffix = list(recipe["suffix"])
         self.pad_id = recipe["pad_id"]
-        self.with_token_types = False  # the runtime feeds what the graph asks
 
     def content_ids(self, texts: list[str]) -> list[list[int]]:
         if not texts:
@@ -182,7 +183,8 @@ class ExportedPipeline:
         y : ndarray of shape (n_texts,)
         """
         labels = self._run(X, "predict")
-        return labels.astype(self.classes_.dtype, copy=False)
+        # the dtype object of classes_ itself (ONNX Runtime's int64 is longlong)
+        return labels.astype(self.classes_.dtype)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """The probability of each class, columns in the order of ``classes_``.
