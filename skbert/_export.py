@@ -1,7 +1,7 @@
 """``export_onnx``: a fitted vectorizer or pipeline -> one checked ONNX artefact.
 
-Data flow: the estimator split into the vectorizer and the scikit-learn steps
-after it -> the vectorizer's float32 recipe (:mod:`skbert._export_graph`) ->
+Data flow: the estimator's named steps (the vectorizer, then the scikit-learn
+steps) -> the vectorizer's float32 recipe (:mod:`skbert._export_graph`) ->
 the encoder graph with pooling, layers, Dense and normalization inside
 (int8 weights with ``quantize=True``) -> the steps converted by skl2onnx and
 appended (:mod:`skbert._export_head`) -> the file, its tokenizer and manifest
@@ -105,22 +105,22 @@ class ExportReport:
         return "\n".join(lines)
 
 
-def _split(estimator: Any) -> tuple[Any, list[tuple[str, Any]]]:
-    """The vectorizer and the scikit-learn steps after it."""
+def _steps(estimator: Any) -> list[tuple[str, Any]]:
+    """The named steps to export: the vectorizer first, then the scikit-learn
+    steps after it."""
     from sklearn.pipeline import Pipeline
     from sklearn.utils.validation import check_is_fitted
 
     from ._vectorizer import BertCLSVectorizer
 
     if isinstance(estimator, BertCLSVectorizer):
-        vectorizer, steps = estimator, []
+        steps = [("vectorizer", estimator)]
     elif isinstance(estimator, Pipeline) and isinstance(
         estimator.steps[0][1], BertCLSVectorizer
     ):
-        vectorizer = estimator.steps[0][1]
         steps = [
             (name, step)
-            for name, step in estimator.steps[1:]
+            for name, step in estimator.steps
             if step is not None and step != "passthrough"
         ]
     else:
@@ -129,8 +129,8 @@ def _split(estimator: Any) -> tuple[Any, list[tuple[str, Any]]]:
             f"whose first step is one; got {type(estimator).__name__}."
         )
     check_is_fitted(estimator)  # a Pipeline checks its last step
-    check_is_fitted(vectorizer)
-    return vectorizer, steps
+    check_is_fitted(steps[0][1])
+    return steps
 
 
 def _tokenizer_definition(loaded: LoadedModel) -> str:
@@ -150,7 +150,6 @@ def _tokenizer_definition(loaded: LoadedModel) -> str:
 
 
 def _manifest(
-    vectorizer: Any,
     steps: list[tuple[str, Any]],
     loaded: LoadedModel,
     spec: EncodingSpec,
@@ -190,14 +189,11 @@ def _manifest(
         },
         "spec": spec_state,
         "model": {
-            "name": vectorizer.model_.source.name,
+            "name": steps[0][1].model_.source.name,
             "model_type": loaded.info.model_type,
             "identity": loaded.identity.digest,
         },
-        "steps": [
-            f"{name}: {type(step).__name__}"
-            for name, step in [("vectorizer", vectorizer), *steps]
-        ],
+        "steps": [f"{name}: {type(step).__name__}" for name, step in steps],
         "quantized": quantize,
         "versions": versions,
     }
@@ -370,15 +366,16 @@ def export_onnx(
     from ._export_graph import vectorizer_recipe
     from ._onnx import TOLERANCE
 
-    vectorizer, steps = _split(estimator)
-    loaded, spec = vectorizer_recipe(vectorizer)
+    named = _steps(estimator)
+    steps = named[1:]  # the scikit-learn steps after the vectorizer
+    loaded, spec = vectorizer_recipe(named[0][1])
     tokenizer = _tokenizer_definition(loaded)
     texts = _check_texts(check_texts, spec)
     path = Path(path)
     partial = path.with_name(path.name + ".tmp")
     with tempfile.TemporaryDirectory(prefix="skbert-export-") as tmp:
         graph, head = _graph(loaded, spec, steps, Path(tmp), quantize=quantize)
-        manifest = _manifest(vectorizer, steps, loaded, spec, head, graph, quantize)
+        manifest = _manifest(named, loaded, spec, head, graph, quantize)
         graph.ClearField("metadata_props")
         try:
             written = write_artefact(

@@ -29,10 +29,10 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def data() -> tuple[list[str], np.ndarray, list[str]]:
-    """300 Yelp sentences to train on, 300 Amazon and IMDb ones to compare on."""
+    """200 Yelp sentences to train on, 200 Amazon and IMDb ones to compare on."""
     texts, labels = load_sentiment_sentences("all")
-    unseen = texts[1000:1150] + texts[2000:2150]
-    return texts[:300], labels[:300], unseen
+    unseen = texts[1000:1100] + texts[2000:2100]
+    return texts[:200], labels[:200], unseen
 
 
 @pytest.mark.parametrize(

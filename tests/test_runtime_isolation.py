@@ -18,6 +18,8 @@ from skbert.datasets import load_sentiment_sentences
 pytest.importorskip("onnxruntime")
 pytest.importorskip("skl2onnx")
 
+pytestmark = pytest.mark.filterwarnings("ignore::skbert.TruncationWarning")
+
 #: Top-level packages the child refuses to import: everything skbert's
 #: training side uses that a deployment must not need.
 BLOCKED = (
