@@ -200,10 +200,14 @@ def _manifest(
 
 
 def _check_texts(texts: Any, spec: EncodingSpec) -> list[str]:
+    """The texts to compare the artefact with Python on."""
     from ._inputs import check_texts
 
     if texts is not None:
-        return check_texts(texts)
+        texts = check_texts(texts)
+        if not texts:
+            raise ValueError("check_texts must hold at least one text.")
+        return texts
     sentence = "The story went on and on, and nothing happened at all. "
     return [*CHECK_TEXTS, sentence * (spec.max_length // 8 + 1)]
 
@@ -372,6 +376,8 @@ def export_onnx(
     tokenizer = _tokenizer_definition(loaded)
     texts = _check_texts(check_texts, spec)
     path = Path(path)
+    if not path.parent.is_dir():  # before the export, not after
+        raise FileNotFoundError(f"No folder {str(path.parent)!r} to write {path.name}.")
     partial = path.with_name(path.name + ".tmp")
     with tempfile.TemporaryDirectory(prefix="skbert-export-") as tmp:
         graph, head = _graph(loaded, spec, steps, Path(tmp), quantize=quantize)

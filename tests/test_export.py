@@ -398,6 +398,11 @@ def test_what_is_not_an_exportable_estimator_is_refused(
         skbert.export_onnx(make_pipeline(StandardScaler()), tmp_path / "x.onnx")
     with pytest.raises(NotFittedError):
         skbert.export_onnx(vectorizer(tiny_model_dir), tmp_path / "x.onnx")
+    fitted_vectors = vectorizer(tiny_model_dir).fit(["a"])
+    with pytest.raises(ValueError, match="at least one text"):
+        skbert.export_onnx(fitted_vectors, tmp_path / "x.onnx", check_texts=[])
+    with pytest.raises(FileNotFoundError, match="No folder"):
+        skbert.export_onnx(fitted_vectors, tmp_path / "missing" / "x.onnx")
     distilbert = build_family("distilbert", tmp_path / "distilbert")
     with pytest.raises(ValueError, match="BERT-layout encoders"):
         skbert.export_onnx(vectorizer(distilbert).fit(["a"]), tmp_path / "x.onnx")
