@@ -309,8 +309,13 @@ def check_manifest(manifest: object) -> None:
     for step in steps:
         _check_text(step, "step", 500)
     _check_spec(manifest.get("spec"))
-    for name in ("versions", "model"):
-        if not isinstance(manifest.get(name), dict):
-            raise _fail(name)
+    if not isinstance(manifest.get("model"), dict):
+        raise _fail("model")
+    versions = manifest.get("versions")
+    if not isinstance(versions, dict) or not all(
+        isinstance(value, str | None) and len(value or "") < 100
+        for value in versions.values()
+    ):
+        raise _fail("versions")
     if type(manifest.get("quantized")) is not bool:
         raise _fail("quantized")

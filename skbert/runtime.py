@@ -31,8 +31,12 @@ from ._encoding import CHUNK_SIZE, prepare
 from ._inputs import check_texts
 from ._report import EncodingReport, warn_about
 from ._tokenize import TextTokenizer
+from ._versions import InconsistentVersionWarning, installed_versions
 
 __all__ = ["ArtefactError", "ExportedPipeline", "load"]
+
+#: The packages whose versions decide what the runtime computes.
+_RUNTIME_PACKAGES = ("skbert", "onnxruntime", "tokenizers")
 
 
 def load(path: str | os.PathLike, *, threads: int | None = None) -> ExportedPipeline:
@@ -98,6 +102,34 @@ class _ArtefactTokenizer(TextTokenizer):
         return [list(item.ids) for item in encoded]
 
 
+class _ArtefactVersionWarning(InconsistentVersionWarning):
+    """An artefact runs with other versions than those it was checked with."""
+
+    def __init__(self, package: str, original: str | None, current: str | None):
+        super().__init__(package, original, current)
+        self.args = (
+            f"This artefact was exported with {package} {original} and runs with "
+            f"{package} {current}. Its outputs may differ slightly from those "
+            "checked against Python at export; export it again with the installed "
+            f"versions, or install {package}=={original}.",
+        )
+
+
+def _warn_about_versions(exported: dict[str, Any]) -> None:
+    """Warn, naming both versions, for each runtime package that changed."""
+    import warnings
+
+    from ._report import user_stacklevel
+
+    now = installed_versions()
+    for package in _RUNTIME_PACKAGES:
+        if package in exported and exported[package] != now[package]:
+            warnings.warn(
+                _ArtefactVersionWarning(package, exported[package], now[package]),
+                stacklevel=user_stacklevel(),
+            )
+
+
 def _spec(fields: dict[str, Any]) -> EncodingSpec:
     """The manifest's spec as the :class:`EncodingSpec` the export ran."""
     sequences = {"layers": tuple(fields["layers"]), "modes": tuple(fields["modes"])}
@@ -160,6 +192,7 @@ class ExportedPipeline:
                 "manifest names"
             )
         self.manifest = manifest
+        _warn_about_versions(manifest["versions"])
         self._inputs = inputs
         self._spec = _spec(manifest["spec"])
         self._tokenizer = _ArtefactTokenizer(artefact.tokenizer, manifest["tokenizer"])

@@ -355,6 +355,23 @@ def test_a_manifest_skbert_would_not_write_is_refused(
         runtime.load(_rewrite(path, tmp_path / "bad.onnx", manifest=manifest))
 
 
+def test_other_runtime_versions_than_the_export_s_are_warned_about(
+    classifier, tmp_path
+):
+    _, path, _ = classifier
+    manifest = runtime.load(path).manifest
+    manifest["versions"] = {**manifest["versions"], "tokenizers": "0.0.1"}
+    moved = _rewrite(path, tmp_path / "moved.onnx", manifest=manifest)
+
+    with pytest.warns(skbert.InconsistentVersionWarning) as caught:
+        runtime.load(moved)
+    assert [w.message.package for w in caught] == ["tokenizers"]
+    assert "exported with tokenizers 0.0.1 and runs with tokenizers" in str(
+        caught[0].message
+    )
+    assert caught[0].filename == __file__
+
+
 def test_an_onnx_file_without_a_manifest_is_not_an_artefact(tmp_path):
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
