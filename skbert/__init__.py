@@ -1,22 +1,31 @@
 """skbert: BERT sentence vectors as a scikit-learn transformer.
 
-``import skbert`` is light: torch and transformers are imported only when a
-vectorizer is fitted or used.
+``import skbert`` is light: scikit-learn, torch and transformers are imported
+only when an estimator is made, fitted or exported (``BertCLSVectorizer`` and
+``export_onnx`` are loaded on first access), and :mod:`skbert.runtime` never
+imports them.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._cache import cache_info, clear_cache, set_memory_cache_limit
 from ._handle import FingerprintMismatchError
 from ._registry import clear_model_cache
 from ._report import TruncationWarning
-from ._vectorizer import BertCLSVectorizer
 from ._versions import InconsistentVersionWarning
+
+if TYPE_CHECKING:
+    from ._export import ExportReport, export_onnx
+    from ._vectorizer import BertCLSVectorizer
 
 __version__ = "0.2.0"
 
 __all__ = [
     "BertCLSVectorizer",
+    "ExportReport",
     "FingerprintMismatchError",
     "InconsistentVersionWarning",
     "TruncationWarning",
@@ -24,5 +33,25 @@ __all__ = [
     "cache_info",
     "clear_cache",
     "clear_model_cache",
+    "export_onnx",
     "set_memory_cache_limit",
 ]
+
+#: Public names whose modules import scikit-learn: loaded on first access.
+_LAZY = {
+    "BertCLSVectorizer": "._vectorizer",
+    "ExportReport": "._export",
+    "export_onnx": "._export",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

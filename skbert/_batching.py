@@ -98,18 +98,25 @@ def plan_batches(lengths: list[int], plan: EncodingSpec) -> list[list[int]]:
     return batches
 
 
-def collate(
-    rows: list[list[int]], pad_id: int, with_token_types: bool, device: torch.device
-) -> dict[str, torch.Tensor]:
-    """Right-pad a batch to its longest row and move it to ``device``."""
-    import torch
-
+def pad_rows(rows: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids right-padded to the longest row, and the attention mask
+    (int64 arrays of shape ``(len(rows), longest)``)."""
     width = max(len(row) for row in rows)
     input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(rows), width), dtype=np.int64)
     for i, row in enumerate(rows):
         input_ids[i, : len(row)] = row
         mask[i, : len(row)] = 1
+    return input_ids, mask
+
+
+def collate(
+    rows: list[list[int]], pad_id: int, with_token_types: bool, device: torch.device
+) -> dict[str, torch.Tensor]:
+    """Right-pad a batch to its longest row and move it to ``device``."""
+    import torch
+
+    input_ids, mask = pad_rows(rows, pad_id)
     batch = {
         "input_ids": torch.from_numpy(input_ids),
         "attention_mask": torch.from_numpy(mask),

@@ -1,4 +1,4 @@
-"""The ``skbert`` command line: ``skbert embed``, ``skbert info``, ``skbert demo``.
+"""The ``skbert`` command line: ``skbert embed``, ``info``, ``export``, ``demo``.
 
 Each subcommand lives in its own module, which provides
 ``add_arguments(parser)`` and ``run(args) -> int``; this module only wires them
@@ -27,6 +27,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "skbert._cli_info",
         "describe a checkpoint: layers, sizes, tokenizer, weights and whether it "
         "has a trained pooler",
+    ),
+    "export": (
+        "skbert._cli_export",
+        "export a fitted vectorizer or pipeline (joblib) to one ONNX file that "
+        "skbert.runtime runs without torch, transformers or scikit-learn",
     ),
     "demo": (
         "skbert._demo",

@@ -20,6 +20,7 @@ import copy
 import dataclasses
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,8 @@ __all__ = ["load_onnx", "onnx_home"]
 #: Bumped when the export recipe changes (older exports are then ignored).
 _EXPORT_VERSION = "2"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+#: The ONNX opset of every exported graph.
+OPSET = 17
 #: Largest difference to torch accepted for the float32 graph.
 TOLERANCE = 1e-4
 #: Smallest cosine to torch's mean-pooled states accepted for an int8 graph
@@ -66,9 +69,14 @@ def _import_onnxruntime() -> Any:
     return onnxruntime
 
 
-def _export_module(bert: Any) -> Any:
+def _export_module(bert: Any, layers: tuple[int, ...] | None = None) -> Any:
     """The forward of a BERT-layout encoder (BERT, the RoBERTa lineage,
-    ELECTRA) written for export: explicit additive mask, plain layers."""
+    ELECTRA) written for export: explicit additive mask, plain layers.
+
+    It returns the last hidden state, then the pooler output if the model
+    has a pooler; with ``layers`` (indices into the hidden states, 0 = the
+    embeddings), the states of those layers instead of the last one.
+    """
     import torch
 
     project = getattr(bert, "embeddings_project", None)  # ELECTRA
@@ -85,13 +93,16 @@ def _export_module(bert: Any) -> Any:
                 hidden = project(hidden)
             mask = attention_mask[:, None, None, :].to(hidden.dtype)
             additive = (1.0 - mask) * -10000.0
+            states = [hidden]
             for layer in bert.encoder.layer:
                 hidden = layer(hidden, additive)
                 if isinstance(hidden, tuple):
                     hidden = hidden[0]
+                states.append(hidden)
+            chosen = (hidden,) if layers is None else tuple(states[i] for i in layers)
             if pooler is None:
-                return (hidden,)
-            return hidden, pooler(hidden)
+                return chosen
+            return (*chosen, pooler(hidden))
 
     return ExportedBert()
 
@@ -108,7 +119,26 @@ def _check_architecture(model: Any) -> None:
 
 
 def _export(loaded: LoadedModel, target: Path) -> None:
-    """Export and fuse the float32 graph to ``target`` (atomically)."""
+    """Export and fuse the float32 encoder graph to ``target`` (atomically)."""
+    outputs = {"last_hidden_state": {0: "batch", 1: "tokens"}}
+    if loaded.info.has_pooler:
+        outputs["pooler_output"] = {0: "batch"}
+    export_graph(loaded, target, _export_module, outputs)
+
+
+def export_graph(
+    loaded: LoadedModel,
+    target: Path,
+    build: Callable[[Any], Any],
+    outputs: dict[str, dict[int, str]],
+) -> None:
+    """Export ``build(model)`` and fuse it to ``target`` (atomically).
+
+    ``build`` receives a float32 CPU copy of the model (eager attention, the
+    pattern ONNX Runtime fuses) and returns a module taking ``input_ids``,
+    ``attention_mask`` and ``token_type_ids``; ``outputs`` maps the names of
+    its outputs, in order, to their dynamic axes.
+    """
     import torch
     from onnxruntime.transformers.optimizer import optimize_model
 
@@ -120,25 +150,20 @@ def _export(loaded: LoadedModel, target: Path) -> None:
         model.config._attn_implementation = "eager"
     example = _probe_batch(loaded, ["an example", "a longer example text"])
     args = tuple(example[name] for name in _INPUTS)
-    outputs = ["last_hidden_state"] + (
-        ["pooler_output"] if loaded.info.has_pooler else []
-    )
-    axes = {name: {0: "batch", 1: "tokens"} for name in (*_INPUTS, outputs[0])}
-    if loaded.info.has_pooler:
-        axes["pooler_output"] = {0: "batch"}
+    axes = {name: {0: "batch", 1: "tokens"} for name in _INPUTS}
     raw = target.with_name(target.name + ".raw.tmp")
     fused = target.with_name(target.name + ".tmp")
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                _export_module(model),
+                build(model),
                 args,
                 str(raw),
                 input_names=list(_INPUTS),
-                output_names=outputs,
-                dynamic_axes=axes,
-                opset_version=17,
+                output_names=list(outputs),
+                dynamic_axes={**axes, **outputs},
+                opset_version=OPSET,
                 dynamo=False,
             )
         config = loaded.model.config

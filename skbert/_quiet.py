@@ -7,10 +7,11 @@ those reports into its own decision or error, so they would only confuse.
 
 Nothing here changes a library's settings (verbosity, logger levels,
 progress-bar switches), which belong to the user: while a :func:`quiet` block
-runs, a filter on the log handlers drops records *emitted by this thread*
-below ``ERROR``, and a transformers progress-bar hook disables the bars *this
-thread* creates. Other threads log and show bars as before, and when the last
-block ends, the filter and the hook are removed again.
+runs, a filter on the named loggers and their handlers drops records
+*emitted by this thread* below ``ERROR``, and a transformers progress-bar hook
+disables the bars *this thread* creates. Other threads log and show bars as
+before, and when the last block ends, the filter and the hook are removed
+again.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ __all__ = ["quiet"]
 _LOCK = threading.Lock()
 #: Threads inside a ``quiet`` block, with their nesting depth.
 _QUIET_THREADS: dict[int, int] = {}
-#: Handlers carrying the filter, with the number of blocks that need it.
-_FILTERED: dict[logging.Handler, int] = {}
+#: Loggers and handlers carrying the filter, with the number of blocks that need it.
+_FILTERED: dict[logging.Filterer, int] = {}
 #: The progress-bar hook that was installed before ours (restored at the end).
 _BAR_STATE: dict[str, Any] = {"depth": 0, "previous": None}
 
@@ -42,9 +43,12 @@ class _ThisThreadOnly(logging.Filter):
 _FILTER = _ThisThreadOnly()
 
 
-def _handlers_reached(names: tuple[str, ...]) -> list[logging.Handler]:
-    """Every handler a record of the loggers ``names`` can reach."""
-    found: list[logging.Handler] = []
+def _handlers_reached(names: tuple[str, ...]) -> list[logging.Filterer]:
+    """Every handler a record of the loggers ``names`` can reach, and those
+    loggers themselves (a handler added during the block, as
+    ``logging.warning`` adds one to a root logger without any, is not
+    reached through the handlers found now)."""
+    found: list[logging.Filterer] = [logging.getLogger(name) for name in names]
     for name in names:
         logger: logging.Logger | None = logging.getLogger(name)
         while logger is not None:

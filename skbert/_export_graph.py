@@ -1,0 +1,145 @@
+"""A fitted vectorizer -> one ONNX graph from token ids to its output vectors.
+
+The graph is the checkpoint's encoder, exported by the recipe of
+:mod:`skbert._onnx` (explicit additive mask, fused by ONNX Runtime's
+transformer optimizer), with everything ``transform`` does after the forward
+pass traced into it: the hidden states of the chosen ``layers``, each pooling
+of the spec by :func:`skbert._batching.pool_batch` itself (so the prompt
+tokens a recipe leaves out, the layer average and the pooler are the main
+path's code), the modes concatenated, a sentence-transformers folder's Dense
+layers and the normalization. Inputs are ``input_ids``, ``attention_mask``
+and ``token_type_ids`` (zeros); the output is ``vectors``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._batching import EncodingSpec
+    from ._checkpoint import LoadedModel
+
+__all__ = ["VECTORS", "export_vectors_graph", "vectorizer_recipe"]
+
+#: The name of the graph's output.
+VECTORS = "vectors"
+
+
+def vectorizer_recipe(vectorizer: Any) -> tuple[LoadedModel, EncodingSpec]:
+    """The float32 CPU torch model of a fitted vectorizer and the spec its
+    ``transform`` runs (every parameter checked against the model, as there)."""
+    import torch
+
+    from ._models import running_model
+    from ._spec import encoding_spec
+
+    vectorizer._check_model_parameters()
+    handle = vectorizer.model_
+    loaded = running_model(handle, torch.device("cpu"), torch.float32)
+    params = {
+        **vectorizer.get_params(deep=False),
+        # the export is the float32 CPU computation, whatever runs it in Python
+        "backend": "torch",
+        "quantize": False,
+        "dtype": "float32",
+        "device": "cpu",
+    }
+    spec = encoding_spec(params, handle.info, os.fspath(vectorizer.model_name_or_path))
+    recipe = handle.info.sentence
+    if spec.pooling == "auto" and recipe and not recipe.include_prompt:
+        skip = loaded.tokenizer.prompt_length(spec.prompt, spec.lowercase)
+        spec = dataclasses.replace(spec, skip=skip)
+    return loaded, spec
+
+
+class _EncoderOutputs:
+    """The export encoder called like a transformers model, as
+    :func:`~skbert._batching.pool_batch` calls one."""
+
+    def __init__(self, encoder: Any, layers: tuple[int, ...], n_states: int) -> None:
+        self.encoder = encoder
+        self.layers = layers
+        self.n_states = n_states
+
+    def __call__(self, *, input_ids, attention_mask, token_type_ids, **_: Any) -> Any:
+        outputs = self.encoder(input_ids, attention_mask, token_type_ids)
+        states: list[Any] = [None] * self.n_states
+        for layer, state in zip(self.layers, outputs, strict=False):
+            states[layer] = state
+        pooler = outputs[len(self.layers)] if len(outputs) > len(self.layers) else None
+        return SimpleNamespace(
+            hidden_states=states,
+            last_hidden_state=states[-1],
+            pooler_output=pooler,
+        )
+
+
+def _vectors_module(model: Any, loaded: LoadedModel, spec: EncodingSpec) -> Any:
+    """A torch module: token ids -> the vectors ``transform`` returns."""
+    import torch
+
+    from ._batching import pool_batch
+    from ._onnx import _export_module
+
+    declared = loaded.info.sentence.dense if spec.dense and loaded.info.sentence else ()
+    dense = [
+        (
+            torch.from_numpy(weight),
+            None if bias is None else torch.from_numpy(bias),
+            getattr(torch.nn, layer.activation)(),
+        )
+        for (weight, bias), layer in zip(loaded.dense, declared, strict=True)
+    ]
+
+    class SentenceVectors(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = _export_module(model, spec.layers)
+            self.runs = dataclasses.replace(
+                loaded,
+                model=_EncoderOutputs(
+                    self.encoder, spec.layers, loaded.info.n_hidden_states
+                ),
+            )
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            batch = {
+                "input_ids": input_ids,
+                "attention_mask": attention_mask,
+                "token_type_ids": token_type_ids,
+            }
+            pooled = pool_batch(self.runs, batch, spec.layers, spec.modes, spec.skip)
+            vectors = pooled.reshape(pooled.shape[0], -1)
+            for weight, bias, activation in dense:
+                vectors = activation(torch.nn.functional.linear(vectors, weight, bias))
+            if spec.normalize:
+                norms = vectors.norm(dim=-1, keepdim=True)
+                vectors = vectors / norms.clamp(min=1e-12)
+            return vectors
+
+    return SentenceVectors()
+
+
+def export_vectors_graph(
+    loaded: LoadedModel, spec: EncodingSpec, target: Path, *, quantize: bool
+) -> None:
+    """Write the fused float32 (or int8) graph of ``spec`` on ``loaded`` to
+    ``target``."""
+    from ._onnx import _quantize, export_graph
+
+    float32 = target.with_name(target.name + ".float32")
+    try:
+        export_graph(
+            loaded,
+            float32 if quantize else target,
+            lambda model: _vectors_module(model, loaded, spec),
+            {VECTORS: {0: "batch"}},
+        )
+        if quantize:
+            _quantize(float32, target)
+    finally:
+        float32.unlink(missing_ok=True)

@@ -1,0 +1,325 @@
+"""Run an exported skbert pipeline with ONNX Runtime alone: no torch, no
+transformers, no scikit-learn.
+
+:func:`skbert.export_onnx` (or ``skbert export``) writes a fitted
+:class:`~skbert.BertCLSVectorizer`, or a ``Pipeline`` that starts with one,
+into one ONNX file that carries its tokenizer and a manifest. This module
+loads such a file and offers ``predict``, ``predict_proba`` and
+``transform`` on lists of strings. It imports only numpy, onnxruntime,
+tokenizers, the standard library and skbert's own dependency-free modules, so
+a deployment needs ``pip install numpy onnxruntime tokenizers`` and
+``pip install --no-deps skbert`` (see the deployment page of the docs).
+
+Texts go the way :meth:`~skbert.BertCLSVectorizer.transform` sends them: the
+prompt and lower-casing of the model's recipe, the checkpoint's tokenizer
+(``tokenizers`` with its ``tokenizer.json``) without special tokens, cut to
+``max_length`` and framed by the checkpoint's special tokens, then
+length-sorted batches under the same token budget, padded to their own
+longest text; a :class:`~skbert.TruncationWarning` says which texts were cut.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ._artefact import ArtefactError, read_artefact
+from ._batching import EncodingSpec, pad_rows, plan_batches
+from ._encoding import CHUNK_SIZE, prepare
+from ._inputs import check_texts
+from ._report import EncodingReport, warn_about
+from ._tokenize import TextTokenizer
+from ._versions import InconsistentVersionWarning, installed_versions
+
+__all__ = ["ArtefactError", "ExportedPipeline", "load"]
+
+#: The packages whose versions decide what the runtime computes.
+_RUNTIME_PACKAGES = ("skbert", "onnxruntime", "tokenizers")
+
+
+def load(path: str | os.PathLike, *, threads: int | None = None) -> ExportedPipeline:
+    """Load an artefact written by :func:`skbert.export_onnx`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.onnx`` file.
+    threads : int, default=None
+        Threads ONNX Runtime uses for one batch; ``None`` lets it choose (one
+        per physical core).
+
+    Returns
+    -------
+    model : ExportedPipeline
+        Ready to ``predict``, ``predict_proba`` or ``transform``.
+
+    Raises
+    ------
+    ArtefactError
+        If the file is not an skbert artefact, or its graph or tokenizer does
+        not match the fingerprints in its manifest.
+
+    Examples
+    --------
+    A file that is not an artefact (here this module's source) is refused:
+
+    >>> from skbert import runtime
+    >>> runtime.load(__file__)  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    ...
+    skbert.runtime.ArtefactError: ... is not an skbert artefact ...
+
+    :func:`skbert.export_onnx` shows the whole round trip.
+    """
+    return ExportedPipeline(path, threads=threads)
+
+
+class _ArtefactTokenizer(TextTokenizer):
+    """The artefact's ``tokenizer.json`` behind :class:`TextTokenizer`'s
+    truncation and special-token framing (inherited, so the runtime cuts and
+    frames texts with the same code as ``transform``). The template is the one
+    the manifest records, read off the checkpoint's tokenizer at export."""
+
+    def __init__(self, definition: str, recipe: dict[str, Any]) -> None:
+        from tokenizers import Tokenizer
+
+        # TextTokenizer.__init__ reads a transformers tokenizer; here every
+        # setting comes from the manifest instead.
+        backend = Tokenizer.from_str(definition)
+        backend.no_truncation()
+        backend.no_padding()
+        self._tokenizer = backend
+        self.prefix = list(recipe["prefix"])
+        self.suffix = list(recipe["suffix"])
+        self.pad_id = recipe["pad_id"]
+
+    def content_ids(self, texts: list[str]) -> list[list[int]]:
+        if not texts:
+            return []
+        encoded = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        return [list(item.ids) for item in encoded]
+
+
+class _ArtefactVersionWarning(InconsistentVersionWarning):
+    """An artefact runs with other versions than those it was checked with."""
+
+    def __init__(self, package: str, original: str | None, current: str | None):
+        super().__init__(package, original, current)
+        self.args = (
+            f"This artefact was exported with {package} {original} and runs with "
+            f"{package} {current}. Its outputs may differ slightly from those "
+            "checked against Python at export; export it again with the installed "
+            f"versions, or install {package}=={original}.",
+        )
+
+
+def _warn_about_versions(exported: dict[str, Any]) -> None:
+    """Warn, naming both versions, for each runtime package that changed."""
+    import warnings
+
+    from ._report import user_stacklevel
+
+    now = installed_versions()
+    for package in _RUNTIME_PACKAGES:
+        if package in exported and exported[package] != now[package]:
+            warnings.warn(
+                _ArtefactVersionWarning(package, exported[package], now[package]),
+                stacklevel=user_stacklevel(),
+            )
+
+
+def _spec(fields: dict[str, Any]) -> EncodingSpec:
+    """The manifest's spec as the :class:`EncodingSpec` the export ran."""
+    sequences = {"layers": tuple(fields["layers"]), "modes": tuple(fields["modes"])}
+    try:
+        return EncodingSpec(**{**fields, **sequences})
+    except TypeError as exc:
+        raise ArtefactError(
+            f"the artefact's manifest has an invalid spec ({exc})"
+        ) from None
+
+
+class ExportedPipeline:
+    """A pipeline exported by :func:`skbert.export_onnx`, run by ONNX Runtime.
+
+    Made by :func:`load`. The methods take texts as
+    :meth:`~skbert.BertCLSVectorizer.transform` does (a list, tuple, array
+    or pandas Series of ``str``; a bare string is refused).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The artefact.
+    threads : int, default=None
+        ONNX Runtime's intra-op threads (``None``: its default).
+
+    Attributes
+    ----------
+    manifest : dict
+        What the artefact says about itself: the recipe, fingerprints, steps
+        and the versions of the libraries that exported it.
+    classes_ : ndarray
+        The class labels (classifiers only), in the order of the columns of
+        :meth:`predict_proba`.
+
+    Examples
+    --------
+    See :func:`skbert.export_onnx` for a round trip.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, threads: int | None = None) -> None:
+        import onnxruntime
+
+        artefact = read_artefact(path)
+        manifest = artefact.manifest
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # errors only: this session's logger
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+        self._session = onnxruntime.InferenceSession(
+            artefact.model, options, providers=["CPUExecutionProvider"]
+        )
+        inputs = {item.name for item in self._session.get_inputs()}
+        outputs = {item.name for item in self._session.get_outputs()}
+        if (
+            inputs != set(manifest["inputs"])
+            or not set(manifest["outputs"].values()) <= outputs
+        ):
+            raise ArtefactError(
+                "the artefact's graph does not have the inputs and outputs its "
+                "manifest names"
+            )
+        self.manifest = manifest
+        _warn_about_versions(manifest["versions"])
+        self._inputs = inputs
+        self._spec = _spec(manifest["spec"])
+        self._tokenizer = _ArtefactTokenizer(artefact.tokenizer, manifest["tokenizer"])
+        if manifest["kind"] == "classifier":
+            self.classes_ = np.asarray(manifest["classes"])
+
+    def __repr__(self) -> str:
+        steps = ", ".join(self.manifest["steps"])
+        return f"ExportedPipeline({steps})"
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The predicted class of each text.
+
+        Parameters
+        ----------
+        X : iterable of str
+            Texts.
+
+        Returns
+        -------
+        y : ndarray of shape (n_texts,)
+        """
+        labels = self._run(X, "predict")
+        # the dtype object of classes_ itself (ONNX Runtime's int64 is longlong)
+        return labels.astype(self.classes_.dtype)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """The probability of each class, columns in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : iterable of str
+            Texts.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_texts, n_classes), dtype float32
+        """
+        return self._run(X, "predict_proba")
+
+    def transform(self, X: Any) -> np.ndarray:
+        """The pipeline's output vectors (the sentence vectors for a
+        vectorizer alone).
+
+        Parameters
+        ----------
+        X : iterable of str
+            Texts.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_texts, n_features), dtype float32
+        """
+        return self._run(X, "transform")
+
+    def embed(self, X: Any) -> np.ndarray:
+        """The sentence vectors, as the pipeline's ``BertCLSVectorizer``
+        computes them (before the steps that follow it).
+
+        Parameters
+        ----------
+        X : iterable of str
+            Texts.
+
+        Returns
+        -------
+        vectors : ndarray of shape (n_texts, vector_size), dtype float32
+        """
+        return self._run(X, "embed")
+
+    # -- texts -> batches -> graph -------------------------------------------
+    def _output(self, method: str) -> str:
+        name = self.manifest["outputs"].get(method)
+        if name is None:
+            available = ", ".join(self.manifest["outputs"])
+            raise AttributeError(
+                f"This artefact ({self.manifest['steps'][-1]}) has no {method}; it "
+                f"offers {available}."
+            )
+        return name
+
+    def _token_ids(self, texts: list[str]) -> tuple[list[list[int]], list[bool]]:
+        """What the model reads for ``texts`` (validated), and which were cut."""
+        return self._tokenizer.encode(prepare(texts, self._spec), self._spec.max_length)
+
+    def _run(self, X: Any, method: str) -> np.ndarray:
+        output = self._output(method)
+        result, report = self._outputs(check_texts(X), output)
+        warn_about(report)
+        return self._empty(method) if result is None else result
+
+    def _outputs(
+        self, texts: list[str], output: str
+    ) -> tuple[np.ndarray | None, EncodingReport]:
+        """The graph's ``output`` for ``texts`` (``None`` for no texts), and
+        which texts were cut."""
+        result = None
+        truncated: list[int] = []
+        for start in range(0, len(texts), CHUNK_SIZE):
+            ids, cut = self._token_ids(texts[start : start + CHUNK_SIZE])
+            truncated.extend(start + i for i, flag in enumerate(cut) if flag)
+            for rows in plan_batches([len(row) for row in ids], self._spec):
+                feeds = self._feeds([ids[i] for i in rows])
+                (values,) = self._session.run([output], feeds)
+                if result is None:
+                    shape = (len(texts), *values.shape[1:])
+                    result = np.empty(shape, dtype=values.dtype)
+                result[[start + i for i in rows]] = values
+        report = EncodingReport(
+            n_texts=len(texts), max_length=self._spec.max_length, truncated=truncated
+        )
+        return result, report
+
+    def _feeds(self, rows: list[list[int]]) -> dict[str, np.ndarray]:
+        input_ids, mask = pad_rows(rows, self._tokenizer.pad_id)
+        feeds = {"input_ids": input_ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        return feeds
+
+    def _empty(self, method: str) -> np.ndarray:
+        """The result for no texts, shaped as for some."""
+        if method == "predict":
+            return np.empty(0, dtype=self.classes_.dtype)
+        widths = {
+            "predict_proba": len(getattr(self, "classes_", ())),
+            "transform": self.manifest["n_features_out"],
+            "embed": self._spec.output_size,
+        }
+        return np.empty((0, widths[method]), dtype=np.float32)
