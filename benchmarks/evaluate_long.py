@@ -129,7 +129,11 @@ def run(args: argparse.Namespace) -> dict:
                         "cpu_seconds_per_text": cpu / len(texts),
                         "bert": summary(scores(pipe, texts, labels, folds)),
                     }
-                    if pooling == args.union_pooling:
+                    if (pooling, strategy, max_length) == (
+                        args.union_pooling,
+                        args.union_strategy,
+                        args.union_max_length,
+                    ):
                         union = Pipeline(
                             [
                                 (
@@ -238,6 +242,8 @@ def main() -> None:
     )
     parser.add_argument("--poolings", nargs="+", default=["mean", "cls"])
     parser.add_argument("--union-pooling", default="mean")
+    parser.add_argument("--union-strategy", default="chunk")
+    parser.add_argument("--union-max-length", type=int, default=256)
     parser.add_argument("--cache", default="/tmp/skbert-evaluate-long")
     parser.add_argument("--output", default=None)
     parser.add_argument("--plot", default=None)

@@ -256,7 +256,12 @@ def _compare(
     from .runtime import ExportedPipeline
 
     runtime = ExportedPipeline(path)
-    expected_ids, _ = loaded.tokenizer.encode(prepare(texts, spec), spec.max_length)
+    expected_ids, _ = loaded.tokenizer.encode(
+        prepare(texts, spec),
+        spec.max_length,
+        long_texts=spec.long_texts,
+        head_tokens=spec.head_tokens,
+    )
     found_ids, _ = runtime._token_ids(texts)
     for i, (found, expected) in enumerate(zip(found_ids, expected_ids, strict=True)):
         if found != expected:
@@ -373,6 +378,13 @@ def export_onnx(
     named = _steps(estimator)
     steps = named[1:]  # the scikit-learn steps after the vectorizer
     loaded, spec = vectorizer_recipe(named[0][1])
+    if spec.long_texts == "chunk":
+        raise ValueError(
+            "export_onnx cannot export long_texts='chunk': the windows of a text "
+            "are combined between the pooling and the steps after it, which one "
+            "graph per input cannot do. Export with long_texts='truncate' or "
+            "'head_tail' (set_params(bert__long_texts=...) on a pipeline)."
+        )
     tokenizer = _tokenizer_definition(loaded)
     texts = _check_texts(check_texts, spec)
     path = Path(path)

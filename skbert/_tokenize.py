@@ -74,15 +74,30 @@ class TextTokenizer:
         return [*self.prefix, *content, *self.suffix]
 
     def encode(
-        self, texts: list[str], max_length: int
+        self,
+        texts: list[str],
+        max_length: int,
+        *,
+        long_texts: str = "truncate",
+        head_tokens: int | None = None,
     ) -> tuple[list[list[int]], list[bool]]:
-        """Model inputs of at most ``max_length`` tokens, and which were cut."""
-        budget = max(max_length - self.n_special, 0)
-        ids, truncated = [], []
-        for content in self.content_ids(texts):
-            truncated.append(len(content) > budget)
-            ids.append(self.wrap(content[:budget]))
-        return ids, truncated
+        """One model input of at most ``max_length`` tokens per text, and which
+        were cut (``long_texts``: "truncate" or "head_tail", see
+        :mod:`skbert._long_texts`)."""
+        from ._long_texts import model_inputs
+
+        if long_texts not in ("truncate", "head_tail"):
+            raise ValueError(f"one input per text: long_texts={long_texts!r}")
+        inputs = model_inputs(
+            self.content_ids(texts),
+            self.prefix,
+            self.suffix,
+            max_length=max_length,
+            strategy=long_texts,
+            head_tokens=head_tokens,
+            stride=0,
+        )
+        return inputs.rows, inputs.cut
 
     def prompt_length(self, prompt: str, lowercase: bool = False) -> int:
         """Tokens a text starting with ``prompt`` begins with before its own:

@@ -276,7 +276,13 @@ class ExportedPipeline:
 
     def _token_ids(self, texts: list[str]) -> tuple[list[list[int]], list[bool]]:
         """What the model reads for ``texts`` (validated), and which were cut."""
-        return self._tokenizer.encode(prepare(texts, self._spec), self._spec.max_length)
+        spec = self._spec
+        return self._tokenizer.encode(
+            prepare(texts, spec),
+            spec.max_length,
+            long_texts=spec.long_texts,
+            head_tokens=spec.head_tokens,
+        )
 
     def _run(self, X: Any, method: str) -> np.ndarray:
         output = self._output(method)

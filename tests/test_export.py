@@ -488,3 +488,24 @@ def test_skbert_export_on_the_command_line(classifier, tmp_path, capsys):
     )
     assert code == 1
     assert "first step is one" in capsys.readouterr().err
+
+
+def test_head_tail_is_exported_and_chunk_is_refused(tiny_model_dir, tmp_path):
+    import warnings
+
+    long_texts = [" ".join(["great"] * 40 + ["dull"] * 60), "a fine film", "bad"] * 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", skbert.TruncationWarning)
+        head_tail = vectorizer(
+            tiny_model_dir, pooling="mean", long_texts="head_tail", head_tokens=10
+        ).fit(long_texts)
+        model = export(head_tail, tmp_path / "head-tail.onnx")
+        np.testing.assert_allclose(
+            model.transform(long_texts),
+            head_tail.transform(long_texts),
+            atol=1e-5,
+            rtol=0,
+        )
+    chunk = vectorizer(tiny_model_dir, long_texts="chunk").fit([])
+    with pytest.raises(ValueError, match="long_texts='chunk'"):
+        skbert.export_onnx(chunk, tmp_path / "chunk.onnx")
