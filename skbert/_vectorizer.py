@@ -19,9 +19,7 @@ from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
-    _fit_context,
 )
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._inputs import check_texts
@@ -33,6 +31,7 @@ from ._options import (
     PERSIST_OPTIONS,
     POOLINGS,
 )
+from ._sklearn_compat import Interval, StrOptions, fit_context, validate_params
 
 __all__ = ["BertCLSVectorizer"]
 
@@ -232,7 +231,7 @@ class BertCLSVectorizer(
         tags.transformer_tags.preserves_dtype = []
         return tags
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context
     def fit(self, X: Any, y: Any = None) -> BertCLSVectorizer:
         """Load the checkpoint and check that it supports the chosen options.
 
@@ -296,7 +295,7 @@ class BertCLSVectorizer(
         -------
         X_new : ndarray of shape (n_texts, hidden_size_), dtype float32
         """
-        self._validate_params()  # before reading X, as fit does
+        validate_params(self)  # before reading X, as fit does
         texts = check_texts(X)
         return self.fit(texts, y)._encode(texts)
 
@@ -315,7 +314,7 @@ class BertCLSVectorizer(
             One vector per text, in the order given.
         """
         check_is_fitted(self)
-        self._validate_params()  # set_params after fit is validated here
+        validate_params(self)  # set_params after fit is validated here
         return self._encode(check_texts(X))
 
     def _encode(self, texts: list[str]) -> np.ndarray:
