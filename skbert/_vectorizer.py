@@ -305,8 +305,8 @@ class BertCLSVectorizer(
         Parameters
         ----------
         X : iterable of str
-            A list, tuple, 1-D array, pandas Series or one-column 2-D
-            array/DataFrame of texts.
+            A list, tuple, 1-D array, pandas or polars Series, or one-column
+            2-D array or pandas or polars DataFrame of texts.
 
         Returns
         -------
