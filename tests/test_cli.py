@@ -225,7 +225,6 @@ def test_embed_missing_column(tiny_model_dir, ten_texts, tmp_path, capsys, fmt):
     [
         ("in.txt", "a\n", ["-c", "text"], ["--column does not apply"]),
         ("in.xml", "<a/>", [], ["--input-format"]),
-        ("in.csv", "", [], ["empty"]),
         ("in.jsonl", '{"text": "a"}\n{"text": 3}\n', [], ["line 2", "int"]),
         ("in.jsonl", '{"text": "a"}\n{"other": "b"}\n', [], ["line 2", "no key"]),
         ("in.jsonl", '{"text": "a"}\nnot json\n', [], ["line 2", "not valid JSON"]),
@@ -284,7 +283,7 @@ def test_embed_refuses_pooler_without_trained_weights(
         ],
         capsys,
     )
-    assert_one_line_error(code, err, "pooler.dense.weight", "'cls'")
+    assert_one_line_error(code, err, "pooler.dense.weight", "--pooling cls")
     assert not (tmp_path / "o.npy").exists()
 
 
