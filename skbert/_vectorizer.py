@@ -80,8 +80,8 @@ class BertCLSVectorizer(
         Scale every vector to unit L2 norm.
     max_length : int, default=None
         Longest token sequence fed to the model; longer texts are truncated
-        (with a :class:`~skbert.TruncationWarning` saying how many). ``None``
-        uses the model's own limit (512 for BERT).
+        (with a [`TruncationWarning`][skbert.TruncationWarning] saying how
+        many). ``None`` uses the model's own limit (512 for BERT).
     batch_size : int, default=128
         Most texts per forward pass. Texts are sorted by token count, so large
         batches waste little on padding; on a CPU, 128 runs about 1.7x faster
@@ -129,7 +129,8 @@ class BertCLSVectorizer(
         Where pooled vectors are kept so that the same text is not encoded
         twice (for example across the candidates and folds of a search over
         ``pooling``): ``"auto"`` is an in-process cache with a byte budget
-        (1 GiB by default, see :func:`skbert.set_memory_cache_limit`),
+        (1 GiB by default, see
+        [`set_memory_cache_limit`][skbert.set_memory_cache_limit]),
         ``None`` turns caching off, and a directory gives a persistent cache
         shared by processes and sessions. One forward pass stores every
         pooling, so switching ``pooling`` is a cache hit. Keys include the
@@ -287,7 +288,7 @@ class BertCLSVectorizer(
         Parameters
         ----------
         X : iterable of str
-            Texts, as for :meth:`transform`.
+            Texts, as for [`transform`][skbert.BertCLSVectorizer.transform].
         y : None
             Ignored.
 
