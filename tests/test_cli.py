@@ -434,6 +434,7 @@ def console_script() -> str:
     return which
 
 
+@pytest.mark.slow
 def test_console_script_end_to_end(tiny_model_dir, ten_texts, tmp_path):
     source = write_input(tmp_path / "in.jsonl", ten_texts)
     output = tmp_path / "vectors.parquet"

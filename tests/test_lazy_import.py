@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from helpers import run_python
 
 CHILD = """
 import json
+
+import pytest
 import sys
 
 import skbert
@@ -31,6 +34,7 @@ def heavy(modules: list[str]) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_import_and_construction_do_not_import_torch_transformers_or_polars(tmp_path):
     seen = json.loads(run_python(CHILD, cwd=tmp_path).strip().splitlines()[-1])
 

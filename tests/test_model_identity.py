@@ -86,6 +86,7 @@ else:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", ["pickle", "skops"])
 def test_reference_file_pointing_at_code_never_runs_it(tiny_model_dir, tmp_path, form):
     if form == "skops":
@@ -645,6 +646,7 @@ def test_concurrency_soak_every_vector_matches_the_oracle(
     assert not wrong, wrong
 
 
+@pytest.mark.slow
 def test_processes_sharing_a_cache_directory_get_the_oracle_vectors(
     tiny_model_dir, tiny_oracle, tmp_path
 ):

@@ -134,6 +134,7 @@ print(json.dumps(unclear))
 """
 
 
+@pytest.mark.slow
 def test_invalid_parameter_set_after_fit_is_refused_at_transform(
     tiny_model_dir, tmp_path
 ):
