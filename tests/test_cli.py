@@ -494,5 +494,6 @@ def test_demo_runs_on_a_small_subset(tmp_path, capsys, monkeypatch):
 
     assert code == 0, err
     assert "Best pooling:" in out and "Held-out accuracy" in out
+    assert "[CV]" not in out  # the demo's own progress, not GridSearchCV's log
     assert output.stat().st_size > 1_000_000  # the weights travel inside
     assert os.fspath(output) in out
