@@ -138,14 +138,20 @@ def test_installed_scikit_learn_helpers_are_used_while_they_exist():
 
 MOVED_CHILD = """
 import json
+import sys
+import types
+
 import sklearn.base
 import sklearn.utils._param_validation as validation
 
-# What a scikit-learn release that reorganised its private modules looks like.
+# While skbert is imported, scikit-learn looks like a release that moved its
+# private helpers; scikit-learn itself gets them back afterwards.
+fit_context = sklearn.base._fit_context
 del sklearn.base._fit_context
-del validation.StrOptions
-
+sys.modules["sklearn.utils._param_validation"] = types.ModuleType("moved")
 from skbert import BertCLSVectorizer, _sklearn_compat
+sys.modules["sklearn.utils._param_validation"] = validation
+sklearn.base._fit_context = fit_context
 
 result = {"vendored": _sklearn_compat.VENDORED}
 try:
