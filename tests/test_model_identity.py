@@ -22,7 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import WORDS, BertOracle, distinct_texts, run_python, vectorizer
+from helpers import (
+    WORDS,
+    BertOracle,
+    distinct_texts,
+    run_python,
+    vectorizer,
+    versions_installed,
+)
 
 import skbert
 
@@ -563,12 +570,7 @@ def test_pickle_records_versions_and_warns_when_they_differ(
     assert not [w for w in caught if "version" in str(w.message).lower()]
 
     installed = skbert._versions.installed_versions()
-    with monkeypatch.context() as patch:  # written where torch 1.0.0 ran
-        patch.setattr(
-            skbert._versions,
-            "installed_versions",
-            lambda: {**installed, "torch": "1.0.0"},
-        )
+    with versions_installed(monkeypatch, torch="1.0.0"):  # written elsewhere
         old = pickle.dumps(fitted)
     with pytest.warns(skbert.InconsistentVersionWarning) as caught:
         restored = pickle.loads(old)

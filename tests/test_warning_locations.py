@@ -15,14 +15,13 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from helpers import vectorizer
+from helpers import vectorizer, versions_installed
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 
 import skbert
 import skbert._batching
-import skbert._versions
 from skbert import _cli
 
 LONG = " ".join(["word"] * 40)
@@ -91,13 +90,7 @@ def test_version_warning_through_joblib_and_pickle(
     tiny_model_dir, tmp_path, monkeypatch
 ):
     fitted = vectorizer(tiny_model_dir).fit([])
-    installed = skbert._versions.installed_versions()
-    with monkeypatch.context() as patch:  # written where torch 1.0.0 ran
-        patch.setattr(
-            skbert._versions,
-            "installed_versions",
-            lambda: {**installed, "torch": "1.0.0"},
-        )
+    with versions_installed(monkeypatch, torch="1.0.0"):  # written elsewhere
         path = tmp_path / "old.joblib"
         joblib.dump(fitted, path)
         old = pickle.dumps(fitted)
