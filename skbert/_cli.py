@@ -82,8 +82,8 @@ def _subcommand_parser(parser: argparse.ArgumentParser, argv: list[str]):
 
 
 def _error_text(message: str) -> str:
-    """The message on one line per line it has: wrapped whitespace collapsed,
-    intended line breaks (a recipe to run) kept."""
+    """The message with its own line breaks kept (a recipe to run reads as
+    code), trailing spaces and blank lines dropped."""
     lines = [line.rstrip() for line in message.strip().splitlines()]
     return "\n".join(line for line in lines if line.strip())
 

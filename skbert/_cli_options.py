@@ -127,7 +127,7 @@ def add_device_argument(parser: argparse._ActionsContainer) -> None:
 
 
 def _long_options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
-    """``--option`` string -> action, and dest -> action, of ``parser``."""
+    """``--option`` string -> its action, for every long option of ``parser``."""
     return {
         option: action
         for action in parser._actions  # argparse has no public list of them
@@ -171,7 +171,10 @@ def _as_typed(option: str, action: argparse.Action, value: str) -> str:
         return option
     if value in ("False", "None"):
         return negated if negated in action.option_strings else f"no {option}"
-    parsed = ast.literal_eval(value)
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):  # not a Python literal after all
+        return f"{option} {value}"
     if isinstance(parsed, (tuple, list)):
         return f"{option} {','.join(str(part) for part in parsed)}"
     return f"{option} {shlex.quote(str(parsed))}"
