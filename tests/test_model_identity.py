@@ -147,6 +147,7 @@ def test_reference_file_pointing_at_code_never_runs_it(tiny_model_dir, tmp_path,
 # -- 2. one way to tokenize: ONNX loads never disturb torch transforms --------
 
 
+@pytest.mark.filterwarnings("ignore::skbert.TruncationWarning")  # max_length=8
 def test_every_tokenizer_call_uses_the_same_settings(
     tiny_model_dir, texts, onnx_home, monkeypatch
 ):
