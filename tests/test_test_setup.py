@@ -40,3 +40,16 @@ def test_third_party_warnings_are_filtered_by_message_and_module(pytestconfig):
             continue
         assert message and category and module, f"too broad: {entry!r}"
         assert not module.startswith(("skbert", ".*")), entry
+
+
+def test_the_readme_runs_the_fast_suite_and_ci_runs_everything(pytestconfig):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = readme.split("<!-- test-command -->", 1)[1].split("<!--", 1)[0]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+    addopts = pytestconfig.getini("addopts")
+    assert addopts[addopts.index("-m") + 1] == "not slow"
+    assert command.rstrip("`\n ").endswith("python -m pytest")  # the fast default
+    assert "full_tests=\"$tests -m 'slow or not slow'" in ci
+    assert 'eval "$full_tests"' in ci
+    assert any(m.startswith("slow:") for m in pytestconfig.getini("markers"))
