@@ -2,7 +2,8 @@
 
 Each subcommand lives in its own module, which provides
 ``add_arguments(parser)`` and ``run(args) -> int``; this module only wires them
-into argparse and turns failures into one clear line and a non-zero exit code.
+into argparse and turns failures into one clear message, in the words of the
+command line (``--pooling cls``, not ``pooling='cls'``), and a non-zero exit code.
 Subcommand modules import their heavy dependencies (scikit-learn estimators,
 torch) only when they run, so ``skbert --help`` stays fast.
 """
@@ -13,6 +14,8 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+
+from ._cli_options import cli_wording, join_negative_values
 
 __all__ = ["main"]
 
@@ -67,12 +70,27 @@ def build_parser() -> argparse.ArgumentParser:
             description=module.__doc__.strip().splitlines()[0],
         )
         module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+        sub.set_defaults(run=module.run, command_parser=sub)
     return parser
 
 
-def _one_line(message: str) -> str:
-    return " ".join(message.split())
+def _subcommand_parser(parser: argparse.ArgumentParser, argv: list[str]):
+    """The parser of the subcommand ``argv`` names, or ``parser`` itself."""
+    subparsers = next(
+        (a for a in parser._actions if isinstance(a, argparse._SubParsersAction)),
+        None,
+    )
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    if subparsers is None or command not in subparsers.choices:
+        return parser
+    return subparsers.choices[command]
+
+
+def _error_text(message: str) -> str:
+    """The message with its own line breaks kept (a recipe to run reads as
+    code), trailing spaces and blank lines dropped."""
+    lines = [line.rstrip() for line in message.strip().splitlines()]
+    return "\n".join(line for line in lines if line.strip())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -87,8 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     exit_code : int
         ``0`` on success, ``1`` when the command failed (the reason is printed
-        on one line to stderr), ``2`` for invalid arguments, ``130`` when
-        interrupted.
+        to stderr, naming command-line options), ``2`` for invalid arguments,
+        ``130`` when interrupted.
 
     Examples
     --------
@@ -98,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     0
     """
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = join_negative_values(argv, _subcommand_parser(parser, argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors
@@ -111,5 +131,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Expected failures (missing model or extra, bad option for this model,
         # out of memory) get one line; anything else is a bug and keeps its
         # traceback.
-        print(f"skbert {args.command}: error: {_one_line(str(exc))}", file=sys.stderr)
+        message = cli_wording(_error_text(str(exc)), args.command_parser)
+        print(f"skbert {args.command}: error: {message}", file=sys.stderr)
         return EXIT_FAILURE

@@ -89,6 +89,15 @@ def _open_text(path: Path):
     return open(path, encoding="utf-8-sig", newline="")
 
 
+def _is_unicode(text: str) -> bool:
+    """False for a str with lone surrogates (JSON can escape them)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _csv_rows(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
     """``(line number, fields)`` of every row, header included."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -142,8 +151,8 @@ class TextSource:
     def _check_column(self) -> None:
         if self.format in ("csv", "tsv"):
             header = next(self._csv_rows(), None)
-            if header is None:
-                raise ValueError(f"{str(self.path)!r} is empty: no header row.")
+            if header is None:  # an empty file: no texts, whatever the column
+                return
             if self.column not in header[1]:
                 raise self._missing_column(header[1])
         elif self.format == "parquet":
@@ -203,7 +212,7 @@ class TextSource:
                     yield line[:-1] if line.endswith("\n") else line
         elif self.format in ("csv", "tsv"):
             rows = self._csv_rows()
-            _, header = next(rows)
+            _, header = next(rows, (0, [self.column]))  # an empty file has none
             index = header.index(self.column)
             for number, fields in rows:
                 if not fields:  # a blank line is no row (csv module convention)
@@ -221,9 +230,9 @@ class TextSource:
                 batch_size=CHUNK_SIZE, columns=[self.column]
             ):
                 for value in batch.column(0).to_pylist():
+                    row += 1  # 1-based, like the line numbers of the text formats
                     if value is None:
                         raise self._not_text(f"row {row}", value)
-                    row += 1
                     yield value
         else:
             for number, record in self._json_records():
@@ -235,6 +244,12 @@ class TextSource:
                             f"{self.column!r}."
                         )
                     raise self._not_text(f"line {number}", value)
+                if not value.isascii() and not _is_unicode(value):
+                    raise ValueError(
+                        f"{str(self.path)!r}, line {number}: the value of column "
+                        f"{self.column!r} contains a lone surrogate (an escape such "
+                        "as \\ud800 without its pair), which is not valid Unicode."
+                    )
                 yield value
 
     def count(self) -> int:
@@ -383,7 +398,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "float32\n\n"
         "example:\n"
         "  skbert embed reviews.csv vectors.npy --model bert-base-uncased "
-        "--pooling mean --layers=-2,-1"
+        "--pooling mean --layers -2,-1"
     )
     parser.add_argument("input", metavar="INPUT", help="file of texts")
     parser.add_argument(
@@ -425,8 +440,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=-1,
         metavar="LAYERS",
         help="hidden state to pool: -1 is the last layer, 0 the embeddings; a "
-        "comma list averages layers, written with '=' when it starts with a minus: "
-        "--layers=-2,-1 (default: -1)",
+        "comma list such as -2,-1 averages layers (default: -1)",
     )
     vectorizer.add_argument(
         "--normalize",
@@ -619,7 +633,7 @@ def run(args: argparse.Namespace) -> int:
     writer_class = _NpyWriter if out_format == "npy" else _ParquetWriter
     writer = writer_class(output, n_texts, vectorizer.hidden_size_)
     show = sys.stderr.isatty() if args.progress is None else args.progress
-    truncated = 0
+    truncated = blank = 0
     try:
         with tqdm(
             total=n_texts, unit="text", desc="skbert embed", disable=not show
@@ -639,6 +653,7 @@ def run(args: argparse.Namespace) -> int:
                             warning.lineno,
                         )
                 writer.write(X)
+                blank += sum(1 for text in chunk if not text.strip())
                 bar.update(len(chunk))
         writer.close()
     except BaseException:
@@ -653,6 +668,18 @@ def run(args: argparse.Namespace) -> int:
         )
     print(
         f"skbert embed: wrote {n_texts} vectors of dimension "
-        f"{vectorizer.hidden_size_} to {output}"
+        f"{vectorizer.hidden_size_} to {output}{_text_summary(n_texts, blank, source)}"
     )
     return 0
+
+
+def _text_summary(n_texts: int, blank: int, source: TextSource) -> str:
+    """What the summary line adds about the texts: none, or some empty."""
+    if n_texts == 0:
+        return f" ({str(source.path)!r} has no texts)"
+    if blank:
+        return (
+            f" ({blank} of the {n_texts} texts are empty or whitespace only; each "
+            "got the vector of an empty text)"
+        )
+    return ""

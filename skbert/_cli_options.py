@@ -8,7 +8,10 @@ message naming the option, rather than a failure after the model has loaded.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import ast
+import re
+import shlex
+from collections.abc import Callable, Sequence
 
 from ._options import DEFAULT_BATCH_SIZE, POOLINGS
 
@@ -19,9 +22,20 @@ __all__ = [
     "add_source_arguments",
     "at_least",
     "cache_value",
+    "cli_wording",
     "device_value",
+    "join_negative_values",
     "layers_value",
 ]
+
+#: Estimator parameters whose option has another name.
+_OPTION_DEST = {"model_name_or_path": "model"}
+#: A Python value as the estimator's messages write it.
+_PYTHON_VALUE = (
+    r"'[^']*'|\"[^\"]*\"|\([^()]*\)|\[[^\[\]]*\]|-?\d+(?:\.\d+)?|True|False|None"
+)
+#: A comma list of integers starting with a minus, such as ``-2,-1``.
+_NEGATIVE_LIST = re.compile(r"-\d+(\s*,\s*-?\d+)*")
 
 
 def at_least(minimum: int) -> Callable[[str], int]:
@@ -110,3 +124,91 @@ def add_device_argument(parser: argparse._ActionsContainer) -> None:
         '"cuda" (every visible GPU) or a comma list such as cuda:0,cuda:1 '
         "(default: %(default)s)",
     )
+
+
+def _long_options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """``--option`` string -> its action, for every long option of ``parser``."""
+    return {
+        option: action
+        for action in parser._actions  # argparse has no public list of them
+        for option in action.option_strings
+        if option.startswith("--")
+    }
+
+
+def join_negative_values(
+    argv: Sequence[str], parser: argparse.ArgumentParser
+) -> list[str]:
+    """``--layers -2,-1`` -> ``--layers=-2,-1`` for options of type
+    :func:`layers_value`.
+
+    argparse takes an argument that starts with a minus and is not a plain
+    negative number for an option, so without this only the ``=`` spelling
+    would work.
+    """
+    takes_negative = {
+        option
+        for option, action in _long_options(parser).items()
+        if action.type is layers_value
+    }
+    joined: list[str] = []
+    for arg in argv:
+        if (
+            joined
+            and joined[-1] in takes_negative
+            and _NEGATIVE_LIST.fullmatch(arg) is not None
+        ):
+            joined[-1] = f"{joined[-1]}={arg}"
+        else:
+            joined.append(arg)
+    return joined
+
+
+def _as_typed(option: str, action: argparse.Action, value: str) -> str:
+    """How a user types ``option`` with the Python ``value``."""
+    negated = f"--no-{option[2:]}"
+    if value == "True":
+        return option
+    if value in ("False", "None"):
+        return negated if negated in action.option_strings else f"no {option}"
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):  # not a Python literal after all
+        return f"{option} {value}"
+    if isinstance(parsed, (tuple, list)):
+        return f"{option} {','.join(str(part) for part in parsed)}"
+    return f"{option} {shlex.quote(str(parsed))}"
+
+
+def cli_wording(message: str, parser: argparse.ArgumentParser) -> str:
+    """``message`` with each ``parameter=value`` written as the option to type.
+
+    The estimator's errors name its parameters (``pooling='cls'``); on the
+    command line the same advice reads ``--pooling cls``.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser()
+    >>> _ = parser.add_argument("--pooling")
+    >>> _ = parser.add_argument("--layers", type=layers_value)
+    >>> cli_wording("Use pooling='cls', or layers=(1, -1).", parser)
+    'Use --pooling cls, or --layers 1,-1.'
+    """
+    names: dict[str, tuple[str, argparse.Action]] = {}
+    for option, action in _long_options(parser).items():
+        names.setdefault(action.dest, (option, action))
+    for parameter, dest in _OPTION_DEST.items():
+        if dest in names:
+            names[parameter] = names[dest]
+    if not names:
+        return message
+    pattern = re.compile(
+        rf"(?<![\w-])({'|'.join(sorted(map(re.escape, names), key=len, reverse=True))})"
+        rf"=({_PYTHON_VALUE})"
+    )
+
+    def typed(match: re.Match) -> str:
+        option, action = names[match.group(1)]
+        return _as_typed(option, action, match.group(2))
+
+    return pattern.sub(typed, message)

@@ -22,6 +22,11 @@ def _describe(value: object) -> str:
     return f"{text} ({type(value).__name__})"
 
 
+def _is_polars(X: object) -> bool:
+    """Whether ``X`` is a polars object (told without importing polars)."""
+    return type(X).__module__.partition(".")[0] == "polars"
+
+
 def _flatten_one_column(X: object) -> object:
     """Turn a one-column DataFrame or 2-D array into a 1-D sequence."""
     shape = getattr(X, "shape", None)
@@ -40,6 +45,8 @@ def _flatten_one_column(X: object) -> object:
         )
     if hasattr(X, "iloc"):  # pandas DataFrame
         return X.iloc[:, 0]
+    if _is_polars(X):  # polars DataFrame
+        return X.to_series(0)
     return np.asarray(X, dtype=object)[:, 0]
 
 
@@ -49,8 +56,8 @@ def check_texts(X: object) -> list[str]:
     Parameters
     ----------
     X : iterable of str
-        A list, tuple, 1-D array, pandas Series, or a one-column 2-D array or
-        DataFrame of texts.
+        A list, tuple, 1-D array, pandas or polars Series, or a one-column 2-D
+        array or pandas or polars DataFrame of texts.
 
     Returns
     -------
@@ -75,7 +82,9 @@ def check_texts(X: object) -> list[str]:
     if isinstance(X, (str, bytes)):
         raise ValueError(_STRING_ERROR)
     X = _flatten_one_column(X)
-    if hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):  # pandas Series
+    if _is_polars(X) and hasattr(X, "to_list"):  # polars Series: nulls are None
+        X = X.to_list()
+    elif hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):  # pandas Series
         X = X.to_numpy(dtype=object)
     if not isinstance(X, Iterable) or isinstance(X, dict):
         raise TypeError(

@@ -4,8 +4,8 @@ The encoder returns an :class:`EncodingReport` next to the vectors instead
 of warning from deep inside; the estimator (or the command line) decides
 what to say. Warnings are raised at the first frame outside skbert and
 scikit-learn, so they point at the user's line whether ``transform`` was
-called directly, through ``fit_transform``, a ``set_output`` wrapper or a
-``Pipeline``.
+called directly, through ``fit_transform``, a ``set_output`` wrapper, a
+``Pipeline``, ``joblib.load`` or the command line (``tests/test_warning_locations.py``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 
 __all__ = ["EncodingReport", "TruncationWarning", "warn_about"]
 
-#: Modules whose frames are not the user's line.
-_LIBRARY_PREFIXES = ("skbert.", "sklearn.", "joblib.")
+#: Modules whose frames are not the user's line: the libraries, and the
+#: standard library's pure-Python unpicklers (``joblib.load`` runs
+#: ``pickle._Unpickler``, ``copy.deepcopy`` calls ``__setstate__``).
+_LIBRARY_PREFIXES = ("skbert.", "sklearn.", "joblib.", "pickle.", "copy.", "copyreg.")
 
 
 class TruncationWarning(UserWarning):

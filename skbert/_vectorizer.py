@@ -21,9 +21,7 @@ from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
-    _fit_context,
 )
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._inputs import check_texts
@@ -37,6 +35,7 @@ from ._options import (
     PERSIST_OPTIONS,
     POOLINGS,
 )
+from ._sklearn_compat import Interval, StrOptions, fit_context, validate_params
 
 __all__ = ["BertCLSVectorizer"]
 
@@ -90,8 +89,8 @@ class BertCLSVectorizer(
         Scale every vector to unit L2 norm.
     max_length : int, default=None
         Longest token sequence fed to the model; longer texts are truncated
-        (with a :class:`~skbert.TruncationWarning` saying how many). ``None``
-        uses the model's own limit (512 for BERT).
+        (with a [`TruncationWarning`][skbert.TruncationWarning] saying how
+        many). ``None`` uses the model's own limit (512 for BERT).
     batch_size : int, default=128
         Most texts per forward pass. Texts are sorted by token count, so large
         batches waste little on padding; on a CPU, 128 runs about 1.7x faster
@@ -167,7 +166,8 @@ class BertCLSVectorizer(
         Where pooled vectors are kept so that the same text is not encoded
         twice (for example across the candidates and folds of a search over
         ``pooling``): ``"auto"`` is an in-process cache with a byte budget
-        (1 GiB by default, see :func:`skbert.set_memory_cache_limit`),
+        (1 GiB by default, see
+        [`set_memory_cache_limit`][skbert.set_memory_cache_limit]),
         ``None`` turns caching off, and a directory gives a persistent cache
         shared by processes and sessions. One forward pass stores every
         pooling, so switching ``pooling`` is a cache hit. Keys include the
@@ -292,7 +292,7 @@ class BertCLSVectorizer(
         tags.transformer_tags.preserves_dtype = []
         return tags
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context
     def fit(self, X: Any, y: Any = None) -> BertCLSVectorizer:
         """Load the checkpoint and check that it supports the chosen options.
 
@@ -360,7 +360,7 @@ class BertCLSVectorizer(
         Parameters
         ----------
         X : iterable of str
-            Texts, as for :meth:`transform`.
+            Texts, as for [`transform`][skbert.BertCLSVectorizer.transform].
         y : None
             Ignored.
 
@@ -368,7 +368,7 @@ class BertCLSVectorizer(
         -------
         X_new : ndarray of shape (n_texts, hidden_size_), dtype float32
         """
-        self._validate_params()  # before reading X, as fit does
+        validate_params(self)  # before reading X, as fit does
         texts = check_texts(X)
         return self.fit(texts, y)._encode(texts)
 
@@ -378,8 +378,8 @@ class BertCLSVectorizer(
         Parameters
         ----------
         X : iterable of str
-            A list, tuple, 1-D array, pandas Series or one-column 2-D
-            array/DataFrame of texts.
+            A list, tuple, 1-D array, pandas or polars Series, or one-column
+            2-D array or pandas or polars DataFrame of texts.
 
         Returns
         -------
@@ -387,7 +387,7 @@ class BertCLSVectorizer(
             One vector per text, in the order given.
         """
         check_is_fitted(self)
-        self._validate_params()  # set_params after fit is validated here
+        validate_params(self)  # set_params after fit is validated here
         return self._encode(check_texts(X))
 
     def _encode(self, texts: list[str]) -> np.ndarray:

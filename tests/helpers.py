@@ -6,6 +6,7 @@ classes that tests import (``from helpers import ...``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -312,3 +313,31 @@ def cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+@contextlib.contextmanager
+def versions_installed(monkeypatch, **versions: str):
+    """Inside the block, skbert believes these package versions are installed
+    (as in a pickle written elsewhere: ``torch="1.0.0"``)."""
+    import skbert._versions
+
+    installed = skbert._versions.installed_versions()
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            skbert._versions, "installed_versions", lambda: {**installed, **versions}
+        )
+        yield
+
+
+def use_few_sentences(monkeypatch, stop: int, start: int) -> None:
+    """Make ``skbert.datasets.load_sentiment_sentences`` return the Yelp
+    sentences ``[0, stop)`` and ``[start, 1000)``: both classes, few texts."""
+    from skbert import datasets
+
+    texts, labels = datasets.load_sentiment_sentences("yelp")
+    keep = np.r_[0:stop, start:1000]
+    monkeypatch.setattr(
+        datasets,
+        "load_sentiment_sentences",
+        lambda source: ([texts[i] for i in keep], labels[keep]),
+    )

@@ -73,6 +73,7 @@ def test_search_over_layers_forwards_once_per_layer_selection(tiny_model_dir):
     assert sum(CountingVectorizer.rows) == 3 * len(texts)
 
 
+@pytest.mark.slow
 def test_search_with_two_processes_shares_a_cache_directory(tiny_model_dir, tmp_path):
     texts = distinct_texts(40)
     result = search(tiny_model_dir, texts, cache=str(tmp_path), n_jobs=2)
@@ -198,9 +199,10 @@ def test_corrupted_disk_entry_is_recomputed(tiny_model_dir, texts, tmp_path):
         conn.execute(
             "UPDATE vectors SET data = substr(data, 1, 10) WHERE rowid = 1"
         )  # one truncated
-    warm = CountingVectorizer(
-        model_name_or_path=str(tiny_model_dir), cache=str(tmp_path)
-    ).fit_transform(texts)
+    with pytest.warns(RuntimeWarning, match="failed their checksum"):
+        warm = CountingVectorizer(
+            model_name_or_path=str(tiny_model_dir), cache=str(tmp_path)
+        ).fit_transform(texts)
     np.testing.assert_array_equal(warm, cold)
     assert sum(logged_rows(tmp_path)[:1]) == len(set(texts))
 
@@ -227,6 +229,7 @@ def test_cache_setting_survives_clone_set_params_and_pickle(tiny_model_dir, tmp_
     assert skbert.cache_info(tmp_path)["entries"] == 1
 
 
+@pytest.mark.slow
 def test_killed_process_leaves_a_usable_cache(tiny_model_dir, tmp_path):
     """SIGKILL during a cached transform; a rerun encodes only what is missing."""
     texts = distinct_texts(600)

@@ -150,6 +150,7 @@ def series(texts, npartitions: int):
     return dd.from_pandas(pd.Series(texts, name="text"), npartitions=npartitions)
 
 
+@pytest.mark.slow
 def test_transform_series_matches_in_process(client, fitted_vectorizer, many_texts):
     texts = series(many_texts, npartitions=5)
 
@@ -166,6 +167,7 @@ def test_transform_series_matches_in_process(client, fitted_vectorizer, many_tex
     )
 
 
+@pytest.mark.slow
 def test_predict_and_predict_proba_match_in_process(client, pipeline, many_texts):
     texts = series(many_texts, npartitions=4)
 
@@ -182,6 +184,7 @@ def test_predict_and_predict_proba_match_in_process(client, pipeline, many_texts
     )
 
 
+@pytest.mark.slow
 def test_bag_gives_arrays_in_order(client, fitted_vectorizer, pipeline, many_texts):
     texts = db.from_sequence(many_texts, npartitions=4)
 
@@ -196,6 +199,7 @@ def test_bag_gives_arrays_in_order(client, fitted_vectorizer, pipeline, many_tex
     np.testing.assert_array_equal(got_predictions, pipeline.predict(many_texts))
 
 
+@pytest.mark.slow
 def test_array_keeps_known_chunks(client, fitted_vectorizer, many_texts):
     texts = da.from_array(np.array(many_texts, dtype=object), chunks=7)
 
@@ -207,6 +211,7 @@ def test_array_keeps_known_chunks(client, fitted_vectorizer, many_texts):
     )
 
 
+@pytest.mark.slow
 def test_empty_partitions_and_empty_strings(client, pipeline, many_texts, counts):
     kept_positions = [*range(0, 6), *range(12, 24)]  # partitions 1, 4, 5 empty
     texts = series(many_texts, npartitions=6).map_partitions(
@@ -233,6 +238,7 @@ def test_empty_partitions_and_empty_strings(client, pipeline, many_texts, counts
     np.testing.assert_allclose(from_bag, pipeline[0].transform([""]), atol=ATOL)
 
 
+@pytest.mark.slow
 def test_parquet_written_by_the_workers(
     client, fitted_vectorizer, many_texts, tmp_path
 ):
@@ -253,6 +259,7 @@ def test_parquet_written_by_the_workers(
     )
 
 
+@pytest.mark.slow
 def test_dataframe_partitions_reach_a_column_transformer(
     client, tiny_model_dir, many_texts, labels
 ):
@@ -270,6 +277,7 @@ def test_dataframe_partitions_reach_a_column_transformer(
     np.testing.assert_array_equal(got, model.predict(frame))
 
 
+@pytest.mark.slow
 def test_transform_of_a_pipeline_uses_its_feature_names(
     client, tiny_model_dir, many_texts
 ):
@@ -284,6 +292,7 @@ def test_transform_of_a_pipeline_uses_its_feature_names(
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("persist", ["weights", "reference"])
 def test_model_loaded_once_per_worker(
     client, counts, tiny_model_copy, many_texts, persist
@@ -348,6 +357,7 @@ def test_local_scheduler_shares_one_delayed_estimator(fitted_vectorizer, many_te
     )
 
 
+@pytest.mark.slow
 def test_bad_text_is_reported(client, fitted_vectorizer):
     texts = series(["fine", None, "also fine"], npartitions=1)
 
@@ -377,6 +387,7 @@ def test_missing_dask_says_which_extra(monkeypatch):
         importlib.import_module("skbert.dask")
 
 
+@pytest.mark.slow
 def test_import_skbert_does_not_import_dask(tmp_path):
     code = "import sys, json, skbert; print(json.dumps(sorted(sys.modules)))"
     modules = json.loads(run_python(code, cwd=tmp_path).strip().splitlines()[-1])

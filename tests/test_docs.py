@@ -109,3 +109,62 @@ def test_evaluation_table_matches_its_results_file():
     assert "](img/evaluation.png)" in page
     assert (DOCS / "img" / "evaluation.png").read_bytes()[:4] == b"\x89PNG"
     assert "python benchmarks/evaluate.py" in page
+
+
+def documented_objects() -> dict[str, object]:
+    """Every object the API page renders (``::: name``), with the methods of
+    classes that the page lists as members."""
+    import importlib
+    import inspect
+
+    api = (DOCS / "api.md").read_text(encoding="utf-8")
+    found = {}
+    for name, members in re.findall(
+        r"^::: ([\w.]+)$(?:\n\s+options:\n\s+members: \[([^\]]*)\])?",
+        api,
+        flags=re.MULTILINE,
+    ):
+        module, _, attribute = name.rpartition(".")
+        obj = getattr(importlib.import_module(module), attribute)
+        found[name] = obj
+        for member in filter(None, (m.strip() for m in members.split(","))):
+            found[f"{name}.{member}"] = getattr(obj, member)
+        if inspect.isclass(obj):
+            found[f"{name}.__init__"] = obj.__init__
+    return found
+
+
+@pytest.fixture(scope="module")
+def mkdocs_hooks():
+    """``tools/mkdocs_hooks.py``, the hooks the site build runs."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "mkdocs_hooks", ROOT / "tools" / "mkdocs_hooks.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_api_docstrings_link_with_the_docs_tool_not_sphinx_roles(mkdocs_hooks):
+    objects = documented_objects()
+    assert "skbert.BertCLSVectorizer.fit_transform" in objects
+    for name, obj in objects.items():
+        roles = mkdocs_hooks.sphinx_roles(obj.__doc__ or "")
+        assert not roles, f"{name}: {roles} would show as raw text"
+    links = re.findall(r"\]\[([\w.]+)\]", skbert.BertCLSVectorizer.__doc__)
+    assert "skbert.TruncationWarning" in links
+
+
+def test_the_docs_hook_flags_a_raw_sphinx_role(mkdocs_hooks, caplog):
+    class Page:
+        class file:
+            src_uri = "api.md"
+
+    html = "<p>as for :meth:<code>transform</code>, see :func:`skbert.x`</p>"
+    with caplog.at_level("WARNING", logger="mkdocs.hooks.skbert"):
+        assert mkdocs_hooks.on_page_content(html, page=Page) == html
+    assert [r.levelname for r in caplog.records] == ["WARNING", "WARNING"]
+    assert ":meth:`transform`" in caplog.records[0].getMessage()
+    assert mkdocs_hooks.sphinx_roles("<p>[<code>transform</code>][x]</p>") == []

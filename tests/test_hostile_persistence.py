@@ -383,10 +383,12 @@ def hostile(tmp_path_factory, tiny_model_dir):
     }
 
 
+@pytest.mark.slow
 def test_no_forged_file_runs_code(hostile):
     assert not hostile["marker"].exists()
 
 
+@pytest.mark.slow
 def test_no_forged_file_writes_outside_the_temporary_folder(hostile):
     assert hostile["written"] == []
     assert not any(
@@ -394,6 +396,7 @@ def test_no_forged_file_writes_outside_the_temporary_folder(hostile):
     )
 
 
+@pytest.mark.slow
 def test_every_forged_file_gives_the_original_vectors_or_is_refused(hostile):
     other_vectors, silent = [], []
     for name, seen in hostile["results"].items():
@@ -406,6 +409,7 @@ def test_every_forged_file_gives_the_original_vectors_or_is_refused(hostile):
     assert not silent, f"refused without a message: {silent}"
 
 
+@pytest.mark.slow
 def test_each_forged_file_gets_the_outcome_its_edit_deserves(hostile):
     wrong = {}
     for name, expected in hostile["expected"].items():
@@ -416,6 +420,7 @@ def test_each_forged_file_gets_the_outcome_its_edit_deserves(hostile):
     assert not wrong, wrong
 
 
+@pytest.mark.slow
 def test_refusals_are_clear_errors_not_crashes(hostile):
     allowed = {"ValueError", "FingerprintMismatchError", "FileNotFoundError", "OSError"}
     crashes = {

@@ -22,7 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import WORDS, BertOracle, distinct_texts, run_python, vectorizer
+from helpers import (
+    WORDS,
+    BertOracle,
+    distinct_texts,
+    run_python,
+    vectorizer,
+    versions_installed,
+)
 
 import skbert
 
@@ -86,6 +93,7 @@ else:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", ["pickle", "skops"])
 def test_reference_file_pointing_at_code_never_runs_it(tiny_model_dir, tmp_path, form):
     if form == "skops":
@@ -139,6 +147,7 @@ def test_reference_file_pointing_at_code_never_runs_it(tiny_model_dir, tmp_path,
 # -- 2. one way to tokenize: ONNX loads never disturb torch transforms --------
 
 
+@pytest.mark.filterwarnings("ignore::skbert.TruncationWarning")  # max_length=8
 def test_every_tokenizer_call_uses_the_same_settings(
     tiny_model_dir, texts, onnx_home, monkeypatch
 ):
@@ -153,9 +162,11 @@ def test_every_tokenizer_call_uses_the_same_settings(
     original = PreTrainedTokenizerBase.__call__
 
     def recording(self, *args, **kwargs):
+        # What the shared backend keeps; add_special_tokens is an argument of
+        # each encode call (the template probe at load asks for the tokens).
         settings = tuple(
             (name, repr(kwargs.get(name)))
-            for name in ("padding", "truncation", "max_length", "add_special_tokens")
+            for name in ("padding", "truncation", "max_length")
         )
         seen.add(settings)
         return original(self, *args, **kwargs)
@@ -560,12 +571,7 @@ def test_pickle_records_versions_and_warns_when_they_differ(
     assert not [w for w in caught if "version" in str(w.message).lower()]
 
     installed = skbert._versions.installed_versions()
-    with monkeypatch.context() as patch:  # written where torch 1.0.0 ran
-        patch.setattr(
-            skbert._versions,
-            "installed_versions",
-            lambda: {**installed, "torch": "1.0.0"},
-        )
+    with versions_installed(monkeypatch, torch="1.0.0"):  # written elsewhere
         old = pickle.dumps(fitted)
     with pytest.warns(skbert.InconsistentVersionWarning) as caught:
         restored = pickle.loads(old)
@@ -645,6 +651,7 @@ def test_concurrency_soak_every_vector_matches_the_oracle(
     assert not wrong, wrong
 
 
+@pytest.mark.slow
 def test_processes_sharing_a_cache_directory_get_the_oracle_vectors(
     tiny_model_dir, tiny_oracle, tmp_path
 ):

@@ -170,6 +170,7 @@ def travelled(tmp_path_factory, tiny_model_dir):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["vec.pkl", "vec.joblib"])
 def test_vectorizer_round_trip_in_a_fresh_process_without_the_folder(travelled, name):
     seen = travelled["results"][name]
@@ -179,6 +180,7 @@ def test_vectorizer_round_trip_in_a_fresh_process_without_the_folder(travelled, 
     assert seen["params"] == expected["params"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["pipe.pkl", "pipe.joblib"])
 def test_pipeline_round_trip_in_a_fresh_process_without_the_folder(travelled, name):
     seen = travelled["results"][name]
@@ -190,6 +192,7 @@ def test_pipeline_round_trip_in_a_fresh_process_without_the_folder(travelled, na
     assert seen["params"] == expected["params"]
 
 
+@pytest.mark.slow
 def test_model_folder_was_really_gone(travelled):
     assert not (travelled["work"] / "model").exists()
     assert travelled["expected"]["vec"]["params"]["model_name_or_path"].endswith(
@@ -197,6 +200,7 @@ def test_model_folder_was_really_gone(travelled):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["vec.pkl", "pipe.pkl", "ref.pkl"])
 def test_pickle_references_no_torch_or_transformers(travelled, name):
     modules = travelled["results"][name]["modules"]
@@ -207,20 +211,24 @@ def test_pickle_references_no_torch_or_transformers(travelled, name):
     assert heavy == []
 
 
+@pytest.mark.slow
 def test_unpickling_does_not_import_torch(travelled):
     assert travelled["results"]["torch_imported_by_unpickling"] is False
 
 
+@pytest.mark.slow
 def test_weights_pickle_holds_the_weights(travelled, tiny_model_dir):
     weights = (tiny_model_dir / "model.safetensors").stat().st_size
 
     assert len(travelled["blobs"]["vec.pkl"]) > weights
 
 
+@pytest.mark.slow
 def test_unfitted_pickle_is_small(travelled):
     assert len(travelled["blobs"]["unfitted.pkl"]) < 5_000
 
 
+@pytest.mark.slow
 def test_reference_pickle_is_small_and_gives_identical_vectors(travelled):
     seen = travelled["results"]["ref.pkl"]
     expected = travelled["expected"]["ref"]
@@ -230,6 +238,7 @@ def test_reference_pickle_is_small_and_gives_identical_vectors(travelled):
     assert seen["params"] == expected["params"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["corrupted-weights.pkl", "truncated.pkl"])
 def test_damaged_pickle_fails_loudly_in_a_fresh_process(travelled, name):
     seen = travelled["results"][name]
@@ -240,6 +249,7 @@ def test_damaged_pickle_fails_loudly_in_a_fresh_process(travelled, name):
         assert "corrupted" in seen["message"]
 
 
+@pytest.mark.slow
 def test_damaged_pickle_fails_loudly_where_the_model_is_loaded(travelled):
     # Where the intact model is already loaded (as in the process that fitted
     # it), a damaged pickle must still not be accepted as if it were intact.
@@ -265,6 +275,7 @@ else:
 """
 
 
+@pytest.mark.slow
 def test_reference_pickle_refuses_changed_weights(travelled, tmp_path):
     import json
 
@@ -290,6 +301,7 @@ def test_reference_pickle_refuses_changed_weights(travelled, tmp_path):
     assert found_fingerprint in str(raised.value)
 
 
+@pytest.mark.slow
 def test_pickle_and_joblib_agree_in_this_process(travelled):
     from_pickle = pickle.loads(travelled["blobs"]["vec.pkl"])
     from_joblib = joblib.load(io.BytesIO(_joblib_bytes(travelled["fitted"])))
@@ -305,6 +317,7 @@ def _joblib_bytes(estimator) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.slow
 def test_repickling_an_unpickled_vectorizer_keeps_the_weights(travelled, tmp_path):
     once = pickle.loads(travelled["blobs"]["vec.pkl"])
     once.transform(TEXTS[:1])

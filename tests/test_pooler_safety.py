@@ -143,6 +143,7 @@ CHILD_VECTORS = """
 """
 
 
+@pytest.mark.slow
 def test_same_vectors_in_two_fresh_processes(tiny_mlm_dir, texts, tmp_path):
     children = []
     for index in range(2):

@@ -18,6 +18,7 @@ pytest.importorskip("ray.data")
 
 # Ray Data's own deprecations (its config names, pandas' ``inplace``): not ours.
 pytestmark = [
+    pytest.mark.slow,  # Ray starts its own processes
     pytest.mark.filterwarnings("ignore:.*deprecated:DeprecationWarning"),
     pytest.mark.filterwarnings("ignore:The inplace keyword"),
 ]

@@ -83,6 +83,7 @@ def test_known_architecture_ignores_shipped_code(
     )
 
 
+@pytest.mark.slow
 def test_trust_remote_code_true_does_run_it(tiny_model_copy, tmp_path):
     """Positive control, in a child process (the module cache goes to its
     own Hugging Face home): the marker is a working detector."""

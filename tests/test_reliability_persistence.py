@@ -57,6 +57,7 @@ print(json.dumps(result))
 """
 
 
+@pytest.mark.slow
 def test_skops_round_trip_in_a_fresh_process_without_the_folder(
     tiny_model_copy, tmp_path
 ):
@@ -171,6 +172,7 @@ else:
 """
 
 
+@pytest.mark.slow
 def test_skops_file_cannot_run_code_it_carries(tiny_model_dir, tmp_path):
     marker = tmp_path / "MARKER"
     code = (

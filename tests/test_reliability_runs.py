@@ -101,6 +101,7 @@ conn.execute("COMMIT")
 """
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_waiting_for_another_writer_leaves_the_cache_usable(
     tiny_model_dir, tmp_path, monkeypatch
 ):
@@ -147,6 +148,7 @@ def test_ctrl_c_while_waiting_for_another_writer_leaves_the_cache_usable(
     assert_resumes(tiny_model_dir, cache, texts, 1)
 
 
+@pytest.mark.slow
 def test_sigint_to_a_process_mid_transform_loses_nothing(tiny_model_dir, tmp_path):
     """A real Ctrl-C, at whatever point the child is, after >= 64 stored rows."""
     texts = distinct_texts(500, seed=1)
