@@ -531,6 +531,14 @@ class LayeredStore:
     def compute_lock(self, prefix: bytes) -> contextlib.AbstractContextManager:
         return self.disk.compute_lock(prefix)
 
+    def info(self) -> dict[str, Any]:
+        """The in-process cache's figures (the session's store is shared)."""
+        return self.memory.info()
+
+    def clear(self) -> None:
+        self.memory.clear()
+        self.disk.clear()
+
 
 def _disk_store(directory: Path, max_bytes: int | None = None) -> DiskStore:
     with _DISK_LOCK:

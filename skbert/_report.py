@@ -96,10 +96,10 @@ def warn_about(report: EncodingReport) -> None:
                 f"at position {first}). "
                 + (
                     "Their vectors describe their first and last tokens "
-                    "(long_texts='head_tail')."
+                    '(long_texts="head_tail").'
                     if report.long_texts == "head_tail"
                     else f"Their vectors describe only the first {report.max_length}"
-                    " tokens; long_texts='chunk' covers whole texts."
+                    ' tokens; long_texts="chunk" covers whole texts.'
                 ),
                 report.truncated,
                 report.n_texts,

@@ -62,8 +62,8 @@ def _check_pooler(params: dict[str, Any], info: ModelInfo, name: str) -> None:
     )
     raise ValueError(
         f"pooling='pooler' is not available for {name!r}: {why}.{unlock} Use "
-        "pooling='cls' (the first token's state), 'mean' (masked mean of the token "
-        "states) or 'auto' (the checkpoint's own recipe) instead."
+        "pooling='cls' (the first token's state), pooling='mean' (masked mean of the "
+        "token states) or pooling='auto' (the checkpoint's own recipe) instead."
     )
 
 

@@ -144,12 +144,12 @@ class BertCLSVectorizer(
     long_texts : {"truncate", "head_tail", "chunk"}, default="truncate"
         What happens to a text longer than ``max_length`` tokens:
         ``"truncate"`` keeps its first tokens (with a
-        :class:`~skbert.TruncationWarning`); ``"head_tail"`` keeps its first
-        ``head_tokens`` and its last tokens; ``"chunk"`` covers the whole text
-        with windows of ``max_length`` tokens (each with the model's special
-        tokens) that overlap by ``stride``, pools each window and combines
-        them as ``chunk_combine`` says. Texts that fit are encoded once and
-        shared by all three in the embedding cache.
+        [`TruncationWarning`][skbert.TruncationWarning]); ``"head_tail"``
+        keeps its first ``head_tokens`` and its last tokens; ``"chunk"``
+        covers the whole text with windows of ``max_length`` tokens (each with
+        the model's special tokens) that overlap by ``stride``, pools each
+        window and combines them as ``chunk_combine`` says. Texts that fit
+        are encoded once and shared by all three in the embedding cache.
     head_tokens : int, default=None
         With ``"head_tail"``: tokens kept from the start; ``None`` keeps a
         quarter from the start and three quarters from the end.

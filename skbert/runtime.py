@@ -1,8 +1,8 @@
 """Run an exported skbert pipeline with ONNX Runtime alone: no torch, no
 transformers, no scikit-learn.
 
-:func:`skbert.export_onnx` (or ``skbert export``) writes a fitted
-:class:`~skbert.BertCLSVectorizer`, or a ``Pipeline`` that starts with one,
+[`export_onnx`][skbert.export_onnx] (or ``skbert export``) writes a fitted
+[`BertCLSVectorizer`][skbert.BertCLSVectorizer], or a ``Pipeline`` that starts with one,
 into one ONNX file that carries its tokenizer and a manifest. This module
 loads such a file and offers ``predict``, ``predict_proba`` and
 ``transform`` on lists of strings. It imports only numpy, onnxruntime,
@@ -10,12 +10,13 @@ tokenizers, the standard library and skbert's own dependency-free modules, so
 a deployment needs ``pip install numpy onnxruntime tokenizers`` and
 ``pip install --no-deps skbert`` (see the deployment page of the docs).
 
-Texts go the way :meth:`~skbert.BertCLSVectorizer.transform` sends them: the
+Texts go the way [`transform`][skbert.BertCLSVectorizer.transform] sends them: the
 prompt and lower-casing of the model's recipe, the checkpoint's tokenizer
 (``tokenizers`` with its ``tokenizer.json``) without special tokens, cut to
 ``max_length`` and framed by the checkpoint's special tokens, then
 length-sorted batches under the same token budget, padded to their own
-longest text; a :class:`~skbert.TruncationWarning` says which texts were cut.
+longest text; a [`TruncationWarning`][skbert.TruncationWarning] says which
+texts were cut.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ _RUNTIME_PACKAGES = ("skbert", "onnxruntime", "tokenizers")
 
 
 def load(path: str | os.PathLike, *, threads: int | None = None) -> ExportedPipeline:
-    """Load an artefact written by :func:`skbert.export_onnx`.
+    """Load an artefact written by [`export_onnx`][skbert.export_onnx].
 
     Parameters
     ----------
@@ -71,13 +72,13 @@ def load(path: str | os.PathLike, *, threads: int | None = None) -> ExportedPipe
     ...
     skbert.runtime.ArtefactError: ... is not an skbert artefact ...
 
-    :func:`skbert.export_onnx` shows the whole round trip.
+    [`export_onnx`][skbert.export_onnx] shows the whole round trip.
     """
     return ExportedPipeline(path, threads=threads)
 
 
 class _ArtefactTokenizer(TextTokenizer):
-    """The artefact's ``tokenizer.json`` behind :class:`TextTokenizer`'s
+    """The artefact's ``tokenizer.json`` behind ``TextTokenizer``'s
     truncation and special-token framing (inherited, so the runtime cuts and
     frames texts with the same code as ``transform``). The template is the one
     the manifest records, read off the checkpoint's tokenizer at export."""
@@ -131,7 +132,7 @@ def _warn_about_versions(exported: dict[str, Any]) -> None:
 
 
 def _spec(fields: dict[str, Any]) -> EncodingSpec:
-    """The manifest's spec as the :class:`EncodingSpec` the export ran."""
+    """The manifest's spec as the ``EncodingSpec`` the export ran."""
     sequences = {"layers": tuple(fields["layers"]), "modes": tuple(fields["modes"])}
     try:
         return EncodingSpec(**{**fields, **sequences})
@@ -142,10 +143,10 @@ def _spec(fields: dict[str, Any]) -> EncodingSpec:
 
 
 class ExportedPipeline:
-    """A pipeline exported by :func:`skbert.export_onnx`, run by ONNX Runtime.
+    """A pipeline exported by [`export_onnx`][skbert.export_onnx], run by ONNX Runtime.
 
-    Made by :func:`load`. The methods take texts as
-    :meth:`~skbert.BertCLSVectorizer.transform` does (a list, tuple, array
+    Made by [`load`][skbert.runtime.load]. The methods take texts as
+    [`transform`][skbert.BertCLSVectorizer.transform] does (a list, tuple, array
     or pandas Series of ``str``; a bare string is refused).
 
     Parameters
@@ -162,11 +163,11 @@ class ExportedPipeline:
         and the versions of the libraries that exported it.
     classes_ : ndarray
         The class labels (classifiers only), in the order of the columns of
-        :meth:`predict_proba`.
+        [`predict_proba`][skbert.runtime.ExportedPipeline.predict_proba].
 
     Examples
     --------
-    See :func:`skbert.export_onnx` for a round trip.
+    See [`export_onnx`][skbert.export_onnx] for a round trip.
     """
 
     def __init__(self, path: str | os.PathLike, *, threads: int | None = None) -> None:

@@ -108,10 +108,10 @@ def test_out_of_memory_warning_through_the_command_line(
 ):
     original = skbert._batching.pool_batch
 
-    def flaky(loaded, batch, layers, poolings):
+    def flaky(loaded, batch, *args):
         if int(batch["input_ids"].shape[0]) > 1:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
-        return original(loaded, batch, layers, poolings)
+        return original(loaded, batch, *args)
 
     monkeypatch.setattr(skbert._batching, "pool_batch", flaky)
     source = tmp_path / "in.txt"
