@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 import warnings
@@ -149,6 +150,9 @@ def run(args: argparse.Namespace) -> dict:
                             scores(union, texts, labels, folds)
                         )
                     entry["runs"].append(run_entry)
+                    results["sets"][name] = entry
+                    if args.output:  # a long run keeps what it has measured
+                        Path(args.output).write_text(json.dumps(results, indent=1))
                     print(
                         f"  {max_length} {strategy:9} {pooling:5} "
                         f"{run_entry['bert']['mean']:.4f} "
@@ -163,6 +167,51 @@ def run(args: argparse.Namespace) -> dict:
                     )
         results["sets"][name] = entry
     return results
+
+
+def timing(args: argparse.Namespace) -> dict:
+    """Seconds per review of each strategy without any cache, on ``--time-n``
+    reviews, the strategies in turns over ``--time-rounds`` rounds (medians)."""
+    import statistics
+
+    model = args.model or default_model()
+    out: dict = {}
+    for name in args.sets:
+        texts, _ = subset(*read_tsv(SOURCES[name]), args.n, args.seed)
+        texts = texts[: args.time_n]
+        configs = [(m, s) for m in args.max_lengths for s in args.strategies]
+        samples: dict = {config: ([], []) for config in configs}
+        for round_ in range(args.time_rounds):
+            for max_length, strategy in configs if round_ % 2 == 0 else configs[::-1]:
+                vectorizer = BertCLSVectorizer(
+                    model_name_or_path=model,
+                    max_length=max_length,
+                    long_texts=strategy,
+                    cache=None,
+                    device="cpu",
+                ).fit([])
+                wall, cpu = time.perf_counter(), time.process_time()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", skbert.TruncationWarning)
+                    vectorizer.transform(texts)
+                walls, cpus = samples[max_length, strategy]
+                walls.append((time.perf_counter() - wall) / len(texts))
+                cpus.append((time.process_time() - cpu) / len(texts))
+        out[name] = {
+            f"{m}/{s}": {
+                "wall": statistics.median(samples[m, s][0]),
+                "cpu": statistics.median(samples[m, s][1]),
+                "wall_range": [min(samples[m, s][0]), max(samples[m, s][0])],
+            }
+            for m, s in configs
+        }
+        for key, value in out[name].items():
+            print(
+                f"{name} {key}: {value['wall']:.3f} s/text wall, "
+                f"{value['cpu']:.3f} CPU",
+                flush=True,
+            )
+    return out
 
 
 def clone_of(estimator):
@@ -250,9 +299,31 @@ def main() -> None:
     parser.add_argument(
         "--markdown", default=None, help="only print the tables of this JSON file"
     )
+    parser.add_argument(
+        "--timing",
+        default=None,
+        help="only time the strategies (no cache) and add the times to this JSON",
+    )
+    parser.add_argument("--time-n", type=int, default=200)
+    parser.add_argument("--time-rounds", type=int, default=3)
     args = parser.parse_args()
     if args.markdown:
         print(markdown(json.loads(Path(args.markdown).read_text())))
+        return
+    if args.timing:
+        results = json.loads(Path(args.timing).read_text())
+        results["timing"] = {
+            "n": args.time_n,
+            "rounds": args.time_rounds,
+            "load": os.getloadavg(),
+            "sets": timing(args),
+        }
+        for name, times in results["timing"]["sets"].items():
+            for entry in results["sets"].get(name, {}).get("runs", []):
+                measured = times[f"{entry['max_length']}/{entry['long_texts']}"]
+                entry["seconds_per_text"] = measured["wall"]
+                entry["cpu_seconds_per_text"] = measured["cpu"]
+        Path(args.timing).write_text(json.dumps(results, indent=1))
         return
     # scikit-learn 1.9 announces LogisticRegressionCV's attributes of 1.10
     warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")

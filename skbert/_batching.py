@@ -77,6 +77,8 @@ class RunReport:
 
     truncated: list[int] = field(default_factory=list)
     out_of_memory_splits: list[int] = field(default_factory=list)
+    #: Tokens given to the model (special tokens and every window included).
+    tokens: int = 0
 
 
 def plan_batches(lengths: list[int], plan: EncodingSpec) -> list[list[int]]:
@@ -281,6 +283,7 @@ def iter_pooled(
             report.truncated.extend(
                 start + i for i, flag in enumerate(inputs.cut) if flag
             )
+            report.tokens += sum(len(row) for row in inputs.rows)
             combiner = Combiner(inputs, spec.chunk_combine)
             for rows in plan_batches([len(row) for row in inputs.rows], spec):
                 token_rows = [inputs.rows[i] for i in rows]

@@ -16,10 +16,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import json
 import os
 import sys
-import warnings
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -610,9 +611,10 @@ def vectorizer_params(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``skbert embed`` with parsed ``args``; returns the exit code."""
-    from tqdm.auto import tqdm
-
-    from ._report import TruncationWarning
+    from ._cli_progress import LOG_EVERY, open_progress, rate
+    from ._inputs import check_texts
+    from ._report import warn_about
+    from ._resolve import local_model_folder
     from ._vectorizer import BertCLSVectorizer
 
     input_path = Path(args.input).expanduser()
@@ -628,37 +630,44 @@ def run(args: argparse.Namespace) -> int:
     chunk_size = args.chunk_size or CHUNK_SIZE
     n_texts = source.count()
 
+    # A bar's user is told that the model is loading and when it has loaded.
+    # A log hears from the command once every LOG_EVERY seconds at most: of
+    # the load only if it took that long, so a short run (or a failed load, or
+    # a bad row) writes nothing but its result or its one error line.
+    bar_shown = args.progress or (args.progress is None and sys.stderr.isatty())
+    local_model_folder(args.model)  # a wrong path: one error line, no "loading"
+    if bar_shown:
+        print(f"skbert embed: loading model {args.model} ...", file=sys.stderr)
+    started = time.perf_counter()
     vectorizer = BertCLSVectorizer(**vectorizer_params(args)).fit([])
+    seconds = time.perf_counter() - started
+    if bar_shown or (args.progress is None and seconds >= LOG_EVERY):
+        print(
+            f"skbert embed: model loaded in {seconds:.1f} s; encoding {n_texts} texts",
+            file=sys.stderr,
+        )
 
     writer_class = _NpyWriter if out_format == "npy" else _ParquetWriter
     writer = writer_class(output, n_texts, vectorizer.hidden_size_)
-    show = sys.stderr.isatty() if args.progress is None else args.progress
-    truncated = blank = 0
+    truncated = blank = tokens = done = 0
+    started = time.perf_counter()
     try:
-        with tqdm(
-            total=n_texts, unit="text", desc="skbert embed", disable=not show
-        ) as bar:
+        with open_progress(n_texts, "skbert embed", args.progress) as bar:
             for chunk in source.chunks(chunk_size):
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", TruncationWarning)
-                    X = vectorizer.transform(chunk)
-                for warning in caught:
-                    if isinstance(warning.message, TruncationWarning):
-                        truncated += warning.message.count
-                    else:
-                        warnings.warn_explicit(
-                            warning.message,
-                            warning.category,
-                            warning.filename,
-                            warning.lineno,
-                        )
+                X, report = vectorizer._encode_and_report(check_texts(chunk), bar)
+                bar.update(done + len(chunk) - bar.n)  # repeated or cached texts
+                done += len(chunk)
+                truncated += len(report.truncated)
+                tokens += report.tokens
+                # one summary line below instead of a warning per chunk
+                warn_about(dataclasses.replace(report, truncated=[]))
                 writer.write(X)
                 blank += sum(1 for text in chunk if not text.strip())
-                bar.update(len(chunk))
         writer.close()
     except BaseException:
         writer.abort()
         raise
+    seconds = time.perf_counter() - started
     if truncated:
         limit = args.max_length or vectorizer.model_.info.model_max_length
         print(
@@ -669,6 +678,12 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"skbert embed: wrote {n_texts} vectors of dimension "
         f"{vectorizer.hidden_size_} to {output}{_text_summary(n_texts, blank, source)}"
+        + (
+            f"; {tokens} tokens read by the model, {truncated} texts truncated, "
+            f"{seconds:.1f} s ({rate(n_texts, seconds)})"
+            if n_texts
+            else ""
+        )
     )
     return 0
 

@@ -12,6 +12,7 @@ soon as it is pooled.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -34,9 +35,14 @@ __all__ = ["EncodingSpec", "TruncationWarning", "encode"]
 CHUNK_SIZE = 8192
 
 
-def _progress(total: int, batch_size: int, show: bool | None) -> Any:
+def _progress(total: int, batch_size: int, show: bool | None | Any) -> Any:
+    """The progress bar of one call: ``show`` may be a caller's own bar (which
+    the call advances but leaves open), or whether to show one (``None``:
+    when the run is long and stderr is a terminal)."""
     from tqdm.auto import tqdm
 
+    if show is not None and not isinstance(show, bool):
+        return contextlib.nullcontext(show)
     if show is None:
         show = total > 8 * batch_size and sys.stderr.isatty()
     return tqdm(total=total, desc="skbert: encoding", unit="text", disable=not show)
@@ -123,7 +129,7 @@ def _encode_rows(
     poolings: tuple[str, ...],
     report: RunReport,
     *,
-    show_progress_bar: bool | None,
+    show_progress_bar: Any,
     keep: Any = None,
 ) -> None:
     """Encode ``texts[rows]`` into ``out[rows]``.
@@ -153,6 +159,7 @@ def _encode_rows(
             out[batch_rows] = finish(pooled)
     report.truncated.extend(rows[p] for p in local.truncated)
     report.out_of_memory_splits.extend(local.out_of_memory_splits)
+    report.tokens += local.tokens
 
 
 def _encode_cached(
@@ -250,13 +257,15 @@ def encode(
     models: list[LoadedModel],
     spec: EncodingSpec,
     *,
-    show_progress_bar: bool | None = None,
+    show_progress_bar: Any = None,
     store: Store | None = None,
 ) -> tuple[np.ndarray, EncodingReport]:
     """Encode ``texts`` into a ``(len(texts), hidden_size)`` float32 array.
 
-    ``models`` holds the same checkpoint loaded on each device to use.
-    Returns the vectors and what happened (nothing is warned here).
+    ``models`` holds the same checkpoint loaded on each device to use;
+    ``show_progress_bar`` is ``True``, ``False``, ``None`` (when long and on a
+    terminal) or a caller's open progress bar, advanced per batch of texts
+    completed. Returns the vectors and what happened (nothing is warned here).
     """
     texts = prepare(texts, spec)
     unique = list(dict.fromkeys(texts))  # duplicates are encoded once
@@ -283,5 +292,6 @@ def encode(
         long_texts=spec.long_texts,
         truncated=truncated,
         out_of_memory_splits=list(run.out_of_memory_splits),
+        tokens=run.tokens,
     )
     return (out if inverse is None else out[inverse]), report

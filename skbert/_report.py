@@ -68,6 +68,9 @@ class EncodingReport:
     truncated: list[int] = field(default_factory=list)
     #: Size of each batch that ran out of device memory and was split.
     out_of_memory_splits: list[int] = field(default_factory=list)
+    #: Tokens the model read (special tokens and windows included; texts
+    #: served from the cache or repeated in the input read none).
+    tokens: int = 0
 
 
 def user_stacklevel() -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["local_folder", "resolve_model_folder"]
+__all__ = ["local_folder", "local_model_folder", "resolve_model_folder"]
 
 #: Files fetched for a hub model: config, tokenizer and safetensors weights
 #: (fnmatch's ``*`` also matches ``/``: module subfolders are included).
@@ -60,6 +60,18 @@ def resolve_model_folder(
     OSError
         If the hub id cannot be fetched (offline, unreachable, unknown id).
     """
+    folder = local_model_folder(name)
+    if folder is not None:
+        return folder
+    return _download(
+        os.fspath(name), revision=revision, local_files_only=local_files_only
+    )
+
+
+def local_model_folder(name: str | os.PathLike) -> Path | None:
+    """The model folder ``name`` names on this machine, ``None`` for a hub id;
+    raises as :func:`resolve_model_folder` does for a path that is no model
+    folder. Nothing is read but the folder's listing."""
     text = os.fspath(name)
     path = Path(text).expanduser()
     if path.is_dir():
@@ -82,7 +94,7 @@ def resolve_model_folder(
             "by save_pretrained(), or a Hugging Face Hub id such as "
             "'bert-base-uncased'."
         )
-    return _download(text, revision=revision, local_files_only=local_files_only)
+    return None
 
 
 def _download(repo_id: str, *, revision: str | None, local_files_only: bool) -> Path:

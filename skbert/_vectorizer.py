@@ -392,14 +392,27 @@ class BertCLSVectorizer(
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         """``transform`` after validation (not wrapped by ``set_output``)."""
+        from ._report import warn_about
+
+        vectors, report = self._encode_and_report(texts)
+        warn_about(report)
+        return vectors
+
+    def _encode_and_report(
+        self, texts: list[str], progress: Any = None
+    ) -> tuple[np.ndarray, Any]:
+        """The vectors of ``texts`` and the
+        :class:`~skbert._report.EncodingReport` of the call, nothing warned;
+        ``progress``, a caller's open progress bar, is advanced per batch."""
         from ._cache import get_store
         from ._encoding import encode
-        from ._report import warn_about
+        from ._report import EncodingReport
 
         self._check_model_parameters()
         spec = self._encoding_spec(self.model_)
         if not texts:
-            return np.empty((0, spec.output_size), dtype=np.float32)
+            empty = np.empty((0, spec.output_size), dtype=np.float32)
+            return empty, EncodingReport(max_length=spec.max_length)
         models = self._models(self.model_)
         recipe = self.model_.info.sentence
         if spec.pooling == "auto" and recipe and not recipe.include_prompt:
@@ -413,15 +426,13 @@ class BertCLSVectorizer(
                     "'head_tail'."
                 )
             spec = dataclasses.replace(spec, skip=skip)
-        vectors, report = encode(
+        return encode(
             texts,
             models,
             spec,
-            show_progress_bar=self.show_progress_bar,
+            show_progress_bar=self.show_progress_bar if progress is None else progress,
             store=get_store(self.cache),
         )
-        warn_about(report)
-        return vectors
 
     def _check_model_parameters(self) -> None:
         """Refuse to encode with a model other than the parameters now name."""

@@ -154,14 +154,16 @@ def test_embed_streams_in_chunks(
     tiny_model_dir, ten_texts, tmp_path, capsys, monkeypatch
 ):
     """Never more than one chunk of texts reaches the model (or memory) at once."""
+    from skbert import _encoding
+
     seen: list[int] = []
-    transform = skbert.BertCLSVectorizer.transform
+    encode = _encoding.encode
 
-    def spy(self, X):
-        seen.append(len(X))
-        return transform(self, X)
+    def spy(texts, *args, **kwargs):
+        seen.append(len(texts))
+        return encode(texts, *args, **kwargs)
 
-    monkeypatch.setattr(skbert.BertCLSVectorizer, "transform", spy)
+    monkeypatch.setattr(_encoding, "encode", spy)
     monkeypatch.setattr(_cli_embed, "CHUNK_SIZE", 3)
     for fmt in INPUT_FORMATS:
         seen.clear()
