@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["load_onnx", "onnx_home"]
 
 #: Bumped when the export recipe changes (older exports are then ignored).
-_EXPORT_VERSION = "2"
+_EXPORT_VERSION = "3"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 #: The ONNX opset of every exported graph.
 OPSET = 17
@@ -81,6 +81,12 @@ def _export_module(bert: Any, layers: tuple[int, ...] | None = None) -> Any:
 
     project = getattr(bert, "embeddings_project", None)  # ELECTRA
     pooler = getattr(bert, "pooler", None)
+    run_layer = (
+        _fusable_layer(bert.config)
+        if all(_has_bert_layer_layout(layer) for layer in bert.encoder.layer)
+        and getattr(bert.config, "position_embedding_type", "absolute") == "absolute"
+        else _own_layer
+    )
 
     class ExportedBert(torch.nn.Module):
         def __init__(self) -> None:
@@ -95,9 +101,7 @@ def _export_module(bert: Any, layers: tuple[int, ...] | None = None) -> Any:
             additive = (1.0 - mask) * -10000.0
             states = [hidden]
             for layer in bert.encoder.layer:
-                hidden = layer(hidden, additive)
-                if isinstance(hidden, tuple):
-                    hidden = hidden[0]
+                hidden = run_layer(layer, hidden, additive)
                 states.append(hidden)
             chosen = (hidden,) if layers is None else tuple(states[i] for i in layers)
             if pooler is None:
@@ -105,6 +109,73 @@ def _export_module(bert: Any, layers: tuple[int, ...] | None = None) -> Any:
             return (*chosen, pooler(hidden))
 
     return ExportedBert()
+
+
+def _own_layer(layer: Any, hidden: Any, additive: Any) -> Any:
+    """A layer's own forward (the fallback for layouts not written below)."""
+    hidden = layer(hidden, additive)
+    return hidden[0] if isinstance(hidden, tuple) else hidden
+
+
+#: Submodules of a BERT-layout layer, as the fusable forward reads them.
+_LAYER_PARTS = (
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+    "attention.output.LayerNorm",
+    "intermediate.dense",
+    "intermediate.intermediate_act_fn",
+    "output.dense",
+    "output.LayerNorm",
+)
+
+
+def _has_bert_layer_layout(layer: Any) -> bool:
+    def found(path: str) -> bool:
+        target = layer
+        for name in path.split("."):
+            target = getattr(target, name, None)
+            if target is None:
+                return False
+        return True
+
+    return all(found(path) for path in _LAYER_PARTS)
+
+
+def _fusable_layer(config: Any) -> Callable[[Any, Any, Any], Any]:
+    """A BERT-layout layer's forward in the operator pattern ONNX Runtime's
+    optimizer fuses into one ``Attention`` node (separate query/key/value
+    projections, heads split by ``view``/``permute``, scores divided by
+    sqrt(head size), additive mask, softmax). It computes what the layer
+    does in eval mode (no dropout); the float32 graph is checked against
+    torch on every load."""
+    import math
+
+    import torch
+
+    heads = int(config.num_attention_heads)
+    head_size = int(config.hidden_size) // heads
+    scale = math.sqrt(head_size)
+
+    def split(x: Any) -> Any:
+        return x.view(x.size()[:-1] + (heads, head_size)).permute(0, 2, 1, 3)
+
+    def forward(layer: Any, hidden: Any, additive: Any) -> Any:
+        attention = layer.attention.self
+        query = split(attention.query(hidden))
+        key = split(attention.key(hidden))
+        value = split(attention.value(hidden))
+        scores = torch.matmul(query, key.transpose(-1, -2)) / scale + additive
+        context = torch.matmul(torch.softmax(scores, dim=-1), value)
+        context = context.permute(0, 2, 1, 3).contiguous()
+        context = context.view(context.size()[:-2] + (heads * head_size,))
+        out = layer.attention.output
+        hidden = out.LayerNorm(out.dense(context) + hidden)
+        inner = layer.intermediate.intermediate_act_fn(layer.intermediate.dense(hidden))
+        return layer.output.LayerNorm(layer.output.dense(inner) + hidden)
+
+    return forward
 
 
 def _check_architecture(model: Any) -> None:
