@@ -10,8 +10,8 @@ Peak memory is the largest RSS increase seen while a contender runs. The
 fraction of the CPU's peak is the model's floating-point work on the real
 tokens (projections, feed-forward and attention of every layer) divided by
 the CPU time, over the peak FLOP/s of the cores used (``--peak-gflops``,
-else cores x clock x 32 fp32 FLOP per cycle: two 256-bit FMA pipes, as AMD
-Zen 4 and most AVX2/AVX-512 cores have).
+else cores x clock x fp32 FLOP per cycle: 64 with two 512-bit FMA pipes, as AMD
+Zen 5 and Intel's AVX-512 server cores have, else 32).
 
 Usage::
 
@@ -238,14 +238,30 @@ def model_flops(model_path: str, texts: list[str], max_length: int) -> float:
     return float(config.num_hidden_layers * per_layer)
 
 
+def flop_per_cycle() -> int:
+    """fp32 FLOP per cycle and core: 64 for full-width AVX-512 (two 512-bit
+    FMA pipes: AMD Zen 5, cpu family 26, and Intel server cores), else 32 (two
+    256-bit FMA pipes: AVX2 cores and Zen 4, whose AVX-512 is double-pumped)."""
+    info = Path("/proc/cpuinfo").read_text()
+    fields = dict(line.split(":", 1) for line in info.splitlines()[:30] if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    if " avx512f " not in f" {fields.get('flags', '')} ":
+        return 32
+    if fields.get("vendor_id") == "AuthenticAMD":
+        return 64 if int(fields.get("cpu family", 0)) >= 26 else 32
+    return 64
+
+
 def estimated_peak_gflops(cores: int) -> float:
-    """cores x clock x 32 fp32 FLOP per cycle (two 256-bit FMA pipes)."""
+    """cores x clock x fp32 FLOP per cycle (:func:`flop_per_cycle`), at the
+    clock /proc/cpuinfo reports (a virtual machine's base clock: boost
+    clocks make the true peak higher, so a fraction near 100% is possible)."""
     mhz = 0.0
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("cpu MHz"):
             mhz = float(line.split(":")[1])
             break
-    return cores * mhz / 1000 * 32
+    return cores * mhz / 1000 * flop_per_cycle()
 
 
 def main() -> None:

@@ -74,7 +74,12 @@ def relevant_packages(backend: str) -> tuple[str, ...]:
 
 
 def compute_stamp(backend: str, dtype: str) -> str:
-    """How vectors are computed: backend, precision and library versions."""
+    """How vectors are computed: backend, precision and library versions, and
+    for ONNX the version of the export recipe that wrote the graph."""
     versions = installed_versions()
     parts = [f"{name}={versions[name]}" for name in relevant_packages(backend)]
+    if backend.startswith("onnx"):
+        from ._onnx import _EXPORT_VERSION
+
+        parts.append(f"export={_EXPORT_VERSION}")
     return "/".join([backend, dtype, *parts])

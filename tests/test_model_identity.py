@@ -601,6 +601,25 @@ def test_cache_entries_of_another_library_version_are_not_served(
     assert skbert.cache_info(cache)["misses"] - before == len(set(texts))
 
 
+def test_int8_cache_entries_of_another_export_recipe_are_not_served(
+    tiny_model_dir, texts, tmp_path, onnx_home, monkeypatch
+):
+    """A new export recipe writes a new int8 graph, whose vectors differ: the
+    vectors of the old graph must not be served for it from a cache."""
+    import skbert._onnx
+
+    pytest.importorskip("onnxruntime")
+    cache = str(tmp_path / "cache")
+    params = dict(backend="onnx", quantize=True, pooling="mean", cache=cache)
+    monkeypatch.setattr(skbert._onnx, "_EXPORT_VERSION", "old")
+    vectorizer(tiny_model_dir, **params).fit_transform(texts)
+    monkeypatch.setattr(skbert._onnx, "_EXPORT_VERSION", "new")
+    skbert.clear_model_cache()
+    before = skbert.cache_info(cache)["misses"]
+    vectorizer(tiny_model_dir, **params).fit_transform(texts)
+    assert skbert.cache_info(cache)["misses"] - before == len(set(texts))
+
+
 # -- the soak: everything at once, every vector checked ----------------------
 
 
