@@ -5,7 +5,7 @@ steps) -> the vectorizer's float32 recipe (:mod:`skbert._export_graph`) ->
 the encoder graph with pooling, layers, Dense and normalization inside
 (int8 weights with ``quantize=True``) -> the steps converted by skl2onnx and
 appended (:mod:`skbert._export_head`) -> the file, its tokenizer and manifest
-inside (:mod:`skbert._artefact`) -> loaded by [`skbert.runtime`][skbert.runtime] and
+inside (:mod:`skbert._artefact`) -> loaded by [`skbert.runtime`][skbert.runtime.load] and
 compared with the Python computation on check texts before it replaces
 ``path``.
 """
@@ -54,7 +54,7 @@ class ExportReport:
     kind : str
         ``"classifier"`` or ``"transformer"``.
     methods : tuple of str
-        What [`skbert.runtime`][skbert.runtime] offers for it.
+        What [`skbert.runtime`][skbert.runtime.load] offers for it.
     steps : tuple of str
         The exported steps, as ``"name: Class"``.
     quantized : bool
@@ -297,7 +297,7 @@ def export_onnx(
     check_texts: Any = None,
 ) -> ExportReport:
     """Write a fitted vectorizer or pipeline as one ONNX file for
-    [`skbert.runtime`][skbert.runtime].
+    [`skbert.runtime`][skbert.runtime.load].
 
     The graph takes token ids and an attention mask and computes what the
     estimator does: the encoder, the pooling, layer average, Dense layers and
