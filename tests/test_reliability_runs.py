@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,15 +102,10 @@ conn.execute("COMMIT")
 """
 
 
-@pytest.mark.slow
-def test_ctrl_c_while_waiting_for_another_writer_leaves_the_cache_usable(
-    tiny_model_dir, tmp_path, monkeypatch
-):
-    """SIGINT arrives while ``put_many`` waits for another process's write
-    lock; Python raises it as soon as ``BEGIN IMMEDIATE`` returns."""
-    texts = distinct_texts(200)
-    cache = tmp_path / "cache"
-    vectorizer(tiny_model_dir, cache=str(cache)).fit_transform(texts[:1])
+def _interrupt_while_waiting(model_dir, cache: Path, texts, monkeypatch) -> bool:
+    """Press Ctrl-C while ``put_many`` waits for another process's write lock;
+    whether ``fit_transform`` raised KeyboardInterrupt."""
+    vectorizer(model_dir, cache=str(cache)).fit_transform(texts[:1])
     blocker = subprocess.Popen(
         [sys.executable, "-c", BLOCKER, str(cache / "embeddings.sqlite")],
         stdin=subprocess.PIPE,
@@ -119,8 +115,10 @@ def test_ctrl_c_while_waiting_for_another_writer_leaves_the_cache_usable(
     assert blocker.stdout.readline().strip() == "locked"
     original_put = skbert._cache.DiskStore.put_many
     main_thread = threading.get_ident()
+    waiting = threading.Event()
 
     def press_ctrl_c_then_release() -> None:
+        waiting.wait(30)
         time.sleep(0.5)  # put_many is waiting for the lock by now
         signal.pthread_kill(main_thread, signal.SIGINT)
         time.sleep(0.3)
@@ -128,24 +126,57 @@ def test_ctrl_c_while_waiting_for_another_writer_leaves_the_cache_usable(
         blocker.stdin.flush()
 
     def put_while_another_process_writes(self, items):
-        threading.Thread(target=press_ctrl_c_then_release).start()
         monkeypatch.setattr(skbert._cache.DiskStore, "put_many", original_put)
+        waiting.set()
         original_put(self, items)
 
+    presser = threading.Thread(target=press_ctrl_c_then_release)
+    presser.start()
     monkeypatch.setattr(
         skbert._cache.DiskStore, "put_many", put_while_another_process_writes
     )
     try:
-        with pytest.raises(KeyboardInterrupt):
-            vectorizer(tiny_model_dir, batch_size=16, cache=str(cache)).fit_transform(
-                texts
-            )
+        vectorizer(model_dir, batch_size=16, cache=str(cache)).fit_transform(texts)
+    except KeyboardInterrupt:
+        return True
     finally:
+        waiting.set()
+        presser.join(30)
         blocker.communicate(timeout=30)
+    return False
 
-    assert_database_writable(cache)  # no write transaction left open
-    assert_compute_locks_free(cache)
-    assert_resumes(tiny_model_dir, cache, texts, 1)
+
+@pytest.mark.slow
+def test_ctrl_c_while_waiting_for_another_writer_leaves_the_cache_usable(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    """SIGINT arrives while ``put_many`` waits for another process's write
+    lock; Python raises it as soon as ``BEGIN IMMEDIATE`` returns.
+
+    CPython delivers a signal at the next check of the main thread's eval
+    loop, which a run can miss (a full CI run once saw no KeyboardInterrupt):
+    the scenario is tried up to three times, each on a new cache, and the
+    cache must be usable after every try and the interrupt seen at least once.
+    """
+    texts = distinct_texts(200)
+    # a handler left by another test or library must not swallow the signal
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        raised = []
+        for attempt in range(3):
+            cache = tmp_path / f"cache-{attempt}"
+            raised.append(
+                _interrupt_while_waiting(tiny_model_dir, cache, texts, monkeypatch)
+            )
+            assert_database_writable(cache)  # no write transaction left open
+            assert_compute_locks_free(cache)
+            # interrupted: only the first text was stored; else all were
+            assert_resumes(tiny_model_dir, cache, texts, 1 if raised[-1] else 200)
+            if raised[-1]:
+                break
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert any(raised), raised
 
 
 @pytest.mark.slow
