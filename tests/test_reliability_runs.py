@@ -184,8 +184,10 @@ def test_sigint_to_a_process_mid_transform_loses_nothing(tiny_model_dir, tmp_pat
     """A real Ctrl-C, at whatever point the child is, after >= 64 stored rows."""
     texts = distinct_texts(500, seed=1)
     cache = tmp_path / "cache"
+    # a pause after each stored batch keeps the child running for more than a
+    # second after the 64th row, so the Ctrl-C cannot come after its last batch
     child = start_storing_child(
-        tiny_model_dir, cache, texts, batch_size=8, cwd=tmp_path
+        tiny_model_dir, cache, texts, batch_size=8, cwd=tmp_path, pause=0.02
     )
     stored = read_stored(child, 64)
     child.send_signal(signal.SIGINT)
