@@ -261,7 +261,10 @@ def start_storing_child(
     """A fresh process encoding ``texts`` into the cache directory ``cache``; it
     prints ``stored N`` after each batch it stores, then sleeps ``pause`` s."""
     code = f"""
-        import time
+        import signal, time
+        # Ctrl-C raises KeyboardInterrupt, as in a user's shell, even when the
+        # tests run in a background job (which starts with SIGINT ignored)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         import skbert._cache as c
         from skbert import BertCLSVectorizer
         put = c.DiskStore.put_many
