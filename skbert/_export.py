@@ -5,9 +5,9 @@ steps) -> the vectorizer's float32 recipe (:mod:`skbert._export_graph`) ->
 the encoder graph with pooling, layers, Dense and normalization inside
 (int8 weights with ``quantize=True``) -> the steps converted by skl2onnx and
 appended (:mod:`skbert._export_head`) -> the file, its tokenizer and manifest
-inside (:mod:`skbert._artefact`) -> loaded by [`skbert.runtime`][skbert.runtime.load] and
-compared with the Python computation on check texts before it replaces
-``path``.
+inside (:mod:`skbert._artefact`) -> loaded by
+[`skbert.runtime`][skbert.runtime.load] and compared with the Python
+computation on check texts before it replaces ``path``.
 """
 
 from __future__ import annotations
