@@ -312,17 +312,15 @@ def main() -> None:
         return
     if args.timing:
         results = json.loads(Path(args.timing).read_text())
-        results["timing"] = {
-            "n": args.time_n,
-            "rounds": args.time_rounds,
-            "load": os.getloadavg(),
-            "sets": timing(args),
-        }
-        for name, times in results["timing"]["sets"].items():
+        timed = results.setdefault("timing", {"sets": {}})
+        timed.update(n=args.time_n, rounds=args.time_rounds, load=os.getloadavg())
+        for name, times in timing(args).items():
+            timed["sets"].setdefault(name, {}).update(times)
             for entry in results["sets"].get(name, {}).get("runs", []):
-                measured = times[f"{entry['max_length']}/{entry['long_texts']}"]
-                entry["seconds_per_text"] = measured["wall"]
-                entry["cpu_seconds_per_text"] = measured["cpu"]
+                measured = times.get(f"{entry['max_length']}/{entry['long_texts']}")
+                if measured:  # configurations timed by an earlier call keep theirs
+                    entry["seconds_per_text"] = measured["wall"]
+                    entry["cpu_seconds_per_text"] = measured["cpu"]
         Path(args.timing).write_text(json.dumps(results, indent=1))
         return
     # scikit-learn 1.9 announces LogisticRegressionCV's attributes of 1.10
