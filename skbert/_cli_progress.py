@@ -20,16 +20,14 @@ LOG_EVERY = 10.0
 
 class LogProgress:
     """A progress sink with tqdm's ``update``/``n``/``close``, for logs: one
-    line every ``every`` seconds (and none at all for a short run)."""
+    line every :data:`LOG_EVERY` seconds (and none at all for a short run)."""
 
-    def __init__(
-        self, total: int, label: str, stream: TextIO, every: float | None = None
-    ) -> None:
+    def __init__(self, total: int, label: str, stream: TextIO) -> None:
         self.total = total
         self.n = 0
         self.label = label
         self.stream = stream
-        self.every = LOG_EVERY if every is None else every
+        self.every = LOG_EVERY
         self.start = self.last = time.perf_counter()
 
     def update(self, n: int = 1) -> None:
