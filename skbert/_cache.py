@@ -35,6 +35,7 @@ import sqlite3
 import threading
 import time
 import warnings
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -277,7 +278,10 @@ class DiskStore:
             if wal.exists() and wal.stat().st_size > 0 and self.path.exists():
                 self._verify_database("quick_check")
             fcntl.flock(handle, fcntl.LOCK_SH)
-        self._presence = (os.getpid(), handle)  # held while this process runs
+        # held while this process uses the store; closed (the lock released)
+        # when the store is collected or, at the latest, when Python exits
+        self._presence = (os.getpid(), handle)
+        weakref.finalize(self, handle.close)
 
     def _verify_database(self, check: str = "integrity_check") -> bool:
         """Run SQLite's own check; move a damaged database aside. True if sound."""

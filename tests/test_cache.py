@@ -245,3 +245,22 @@ def test_killed_process_leaves_a_usable_cache(tiny_model_dir, tmp_path):
     entries = skbert.cache_info(cache)["entries"]
     assert stored <= entries < len(texts)
     assert_resumes(tiny_model_dir, cache, texts, entries)
+
+
+def test_a_collected_disk_store_closes_its_presence_file(tmp_path):
+    # The presence lock is held while the store is in use; a store that is
+    # collected (and every store at exit) closes it instead of leaving Python
+    # to warn "unclosed file .../presence.lock".
+    import fcntl
+    import gc
+
+    store = skbert._cache.DiskStore(tmp_path / "cache")
+    store.put_many({b"key": np.ones((2, 3), dtype=np.float32)})
+    assert store.get_many([b"key"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del store
+        gc.collect()
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
+    with open(tmp_path / "cache" / "presence.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds it now
