@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._cpu_linear import onednn_linear
 from ._long_texts import Combiner, model_inputs
-from ._pooling import POOLINGS
+from ._pooling import NUMPY_POOLINGS, POOLINGS
 
 if TYPE_CHECKING:
     import torch
@@ -151,6 +152,8 @@ def pool_batch(
     last = loaded.info.n_hidden_states - 1
     need_hidden = any(layer != last for layer in layers)
     output = loaded.model(**batch, output_hidden_states=need_hidden, return_dict=True)
+    if loaded.backend != "torch":  # ONNX Runtime: numpy arrays behind the tensors
+        return torch.from_numpy(_pool_numpy(output, batch, poolings, skip))
     states = [
         output.hidden_states[layer] if need_hidden else output.last_hidden_state
         for layer in layers
@@ -169,6 +172,25 @@ def pool_batch(
             per_layer[0] if len(per_layer) == 1 else torch.stack(per_layer).mean(0)
         )
     return torch.stack(pooled, dim=1)
+
+
+def _pool_numpy(
+    output: Any, batch: dict[str, torch.Tensor], poolings: tuple[str, ...], skip: int
+) -> np.ndarray:
+    """:func:`pool_batch` for the ONNX Runtime backend (last layer only), with
+    the numpy poolings (see :mod:`skbert._pooling` for why)."""
+    mask = batch["attention_mask"].numpy()
+    if skip:
+        mask = mask.copy()
+        mask[:, :skip] = 0
+    hidden = output.last_hidden_state.numpy()
+    pooled = [
+        output.pooler_output.numpy()
+        if name == "pooler"
+        else NUMPY_POOLINGS[name](hidden, mask)
+        for name in poolings
+    ]
+    return np.stack(pooled, axis=1).astype(np.float32, copy=False)
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -212,7 +234,8 @@ class _Runner:
         import torch
 
         try:
-            with torch.inference_mode():  # thread-local: entered per call
+            # both thread-local: entered per call
+            with torch.inference_mode(), onednn_linear(self.loaded.device):
                 batch = collate(
                     rows, self.pad_id, self.with_token_types, self.loaded.device
                 )

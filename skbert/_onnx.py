@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._filelock import file_lock
+from ._ort_session import SLOW_FUSIONS, open_session
 from ._quiet import quiet
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["load_onnx", "onnx_home"]
 
 #: Bumped when the export recipe changes (older exports are then ignored).
-_EXPORT_VERSION = "3"
+_EXPORT_VERSION = "4"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 #: The ONNX opset of every exported graph.
 OPSET = 17
@@ -211,6 +212,7 @@ def export_graph(
     its outputs, in order, to their dynamic axes.
     """
     import torch
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
     model = copy.deepcopy(loaded.model).to("cpu", torch.float32).eval()
@@ -238,11 +240,15 @@ def export_graph(
                 dynamo=False,
             )
         config = loaded.model.config
+        fusions = FusionOptions("bert")
+        for name in SLOW_FUSIONS:
+            setattr(fusions, name, False)
         optimized = optimize_model(
             str(raw),
             model_type="bert",
             num_heads=int(config.num_attention_heads),
             hidden_size=int(config.hidden_size),
+            optimization_options=fusions,
         )
         optimized.save_model_to_file(str(fused))
         os.replace(fused, target)
@@ -306,11 +312,9 @@ class OnnxModel:
 def _session(path: Path) -> Any:
     import torch
 
-    ort = _import_onnxruntime()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return open_session(
+        _import_onnxruntime(), str(path), threads=torch.get_num_threads()
+    )
 
 
 def _probe_batch(loaded: LoadedModel, texts: list[str]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from ._artefact import ArtefactError, read_artefact
 from ._batching import EncodingSpec, pad_rows, plan_batches
 from ._encoding import CHUNK_SIZE, prepare
 from ._inputs import check_texts
+from ._ort_session import open_session
 from ._report import EncodingReport, warn_about
 from ._tokenize import TextTokenizer
 from ._versions import InconsistentVersionWarning, installed_versions
@@ -175,13 +176,7 @@ class ExportedPipeline:
 
         artefact = read_artefact(path)
         manifest = artefact.manifest
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3  # errors only: this session's logger
-        if threads is not None:
-            options.intra_op_num_threads = int(threads)
-        self._session = onnxruntime.InferenceSession(
-            artefact.model, options, providers=["CPUExecutionProvider"]
-        )
+        self._session = open_session(onnxruntime, artefact.model, threads=threads)
         inputs = {item.name for item in self._session.get_inputs()}
         outputs = {item.name for item in self._session.get_outputs()}
         if (

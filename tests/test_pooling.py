@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from helpers import numpy_pool, vectorizer
 
-from skbert._pooling import POOLINGS, cls_pooling, max_pooling, mean_pooling
+from skbert._pooling import (
+    NUMPY_POOLINGS,
+    POOLINGS,
+    cls_pooling,
+    max_pooling,
+    mean_pooling,
+)
 
 ATOL = 1e-5
 
@@ -29,17 +35,38 @@ def padded_batch():
     return hidden, mask
 
 
+@pytest.mark.parametrize("arrays", ["torch", "numpy"])
 @pytest.mark.parametrize("name", ["cls", "mean", "max"])
-def test_pooling_functions_match_numpy_masked_pooling(padded_batch, name):
+def test_pooling_functions_match_numpy_masked_pooling(padded_batch, name, arrays):
     hidden, mask = padded_batch
 
-    pooled = POOLINGS[name](hidden, mask).numpy()
+    if arrays == "torch":
+        pooled = POOLINGS[name](hidden, mask).numpy()
+    else:  # the ONNX Runtime backend's
+        pooled = NUMPY_POOLINGS[name](hidden.numpy(), mask.numpy())
+        assert pooled.dtype == np.float32
 
     expected = [
         numpy_pool(states, name, row_mask)
         for states, row_mask in zip(hidden.numpy(), mask.numpy(), strict=True)
     ]
     np.testing.assert_allclose(pooled, np.stack(expected), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(POOLINGS))
+def test_numpy_poolings_equal_the_torch_poolings(padded_batch, name):
+    hidden, mask = padded_batch
+    mask = mask.clone()
+    mask[1] = 0  # and a row without any counted token
+    before = hidden.numpy().copy(), mask.numpy().copy()
+
+    found = NUMPY_POOLINGS[name](hidden.numpy(), mask.numpy())
+
+    expected = POOLINGS[name](hidden, mask).numpy()
+    assert found.dtype == expected.dtype == np.float32
+    np.testing.assert_allclose(found, expected, atol=1e-6, rtol=1e-6)
+    np.testing.assert_array_equal(hidden.numpy(), before[0])
+    np.testing.assert_array_equal(mask.numpy(), before[1])
 
 
 def test_pooling_registry_names_the_functions():
@@ -49,14 +76,18 @@ def test_pooling_registry_names_the_functions():
         "max": max_pooling,
     }
     # the modes a sentence-transformers folder may declare (pooling="auto")
-    assert set(POOLINGS) == {
-        "cls",
-        "mean",
-        "max",
-        "mean_sqrt_len",
-        "weightedmean",
-        "lasttoken",
-    }
+    assert (
+        set(NUMPY_POOLINGS)
+        == set(POOLINGS)
+        == {
+            "cls",
+            "mean",
+            "max",
+            "mean_sqrt_len",
+            "weightedmean",
+            "lasttoken",
+        }
+    )
 
 
 @pytest.mark.parametrize("name", ["cls", "mean", "max"])

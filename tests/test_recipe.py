@@ -102,13 +102,22 @@ def test_cls_pooling_dense_and_normalize_equal_sentence_transformers(
         ("cls", "mean"),
     ],
 )
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_every_declared_pooling_equals_sentence_transformers(
-    tiny_model_dir, tmp_path, pooling
+    tiny_model_dir, tmp_path, monkeypatch, pooling, backend
 ):
+    # backend="onnx" pools ONNX Runtime's numpy outputs with numpy
+    if backend == "onnx":
+        pytest.importorskip("onnxruntime")
+        monkeypatch.setenv("SKBERT_HOME", str(tmp_path / "home"))
     folder = build_st_folder(
         tiny_model_dir, tmp_path / "st", pooling=pooling, dense=None, normalize=False
     )
-    np.testing.assert_allclose(auto(folder), st_encode(folder, TEXTS), atol=1e-5)
+    np.testing.assert_allclose(
+        auto(folder, backend=backend),
+        st_encode(folder, TEXTS),
+        atol=1e-5 if backend == "torch" else 1e-4,
+    )
 
 
 def test_the_declared_max_seq_length_is_the_default_limit(tiny_model_dir, tmp_path):
@@ -129,8 +138,15 @@ def test_the_declared_max_seq_length_is_the_default_limit(tiny_model_dir, tmp_pa
         vectorizer(folder, max_length=30).fit_transform(TEXTS)
 
 
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
 @pytest.mark.parametrize("include_prompt", [True, False])
-def test_prompts_by_name_and_by_text(tiny_model_dir, tmp_path, include_prompt):
+def test_prompts_by_name_and_by_text(
+    tiny_model_dir, tmp_path, monkeypatch, include_prompt, backend
+):
+    if backend == "onnx":
+        pytest.importorskip("onnxruntime")
+        monkeypatch.setenv("SKBERT_HOME", str(tmp_path / "home"))
+    atol = 1e-5 if backend == "torch" else 1e-4
     folder = build_st_folder(
         tiny_model_dir,
         tmp_path / "st",
@@ -140,14 +156,14 @@ def test_prompts_by_name_and_by_text(tiny_model_dir, tmp_path, include_prompt):
     )
     for name in ("query", "passage"):
         np.testing.assert_allclose(
-            auto(folder, prompt_name=name),
+            auto(folder, prompt_name=name, backend=backend),
             st_encode(folder, TEXTS, prompt_name=name),
-            atol=1e-5,
+            atol=atol,
         )
     np.testing.assert_allclose(
-        auto(folder, prompt="the "),
+        auto(folder, prompt="the ", backend=backend),
         st_encode(folder, TEXTS, prompt="the "),
-        atol=1e-5,
+        atol=atol,
     )
     with pytest.raises(ValueError, match=r"prompts \[.*'passage', 'query'\]"):
         vectorizer(folder, pooling="auto", prompt_name="search").fit([])
