@@ -4,9 +4,12 @@ The float32 and int8 graphs of the model (exported by skbert into a fresh
 ``$SKBERT_HOME``) run the same length-sorted batches of the benchmark texts
 under several session settings, in alternating order over several rounds;
 each is reported as the median process-CPU and wall time relative to skbert's
-own settings (``ORT_ENABLE_ALL``, one intra-op thread per core, memory arena
-on). The last row measures what skbert adds around the session (tokenizing,
-batching, pooling: ``transform`` minus the session's own time).
+own settings (``ORT_ENABLE_ALL`` without the fusions of
+``skbert._ort_session.SESSION_DISABLED_OPTIMIZERS``, one intra-op thread per
+core, memory arena on). "ONNX Runtime's own fusions" runs the same graph with
+ONNX Runtime's defaults, which fuse ``SkipLayerNormalization`` and ``BiasGelu``
+again. The ``transform`` rows measure what skbert adds around the session
+(tokenizing, batching, pooling: ``transform`` minus the session's own time).
 
     HF_HUB_OFFLINE=1 python benchmarks/bench_onnx_options.py --n 2000 --rounds 5
 """
@@ -56,6 +59,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from skbert import BertCLSVectorizer
+    from skbert._ort_session import SESSION_DISABLED_OPTIMIZERS
 
     model = default_model()
     texts = read_texts(args.data, args.n)
@@ -81,27 +85,36 @@ def main() -> None:
             options.add_session_config_entry(
                 "session.intra_op.allow_spinning", settings["spin"]
             )
+        disabled = settings.get("disabled", SESSION_DISABLED_OPTIMIZERS)
         return ort.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"]
+            str(path),
+            options,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=list(disabled),
         )
 
     variants = {}
     for name, path in (("float32", fused), ("int8", int8)):
         variants[f"{name}: skbert's settings"] = session(path)
+        variants[f"{name}: ONNX Runtime's own fusions"] = session(path, disabled=())
         variants[f"{name}: memory arena off"] = session(path, arena=False)
         variants[f"{name}: basic graph optimizations"] = session(
             path, level=ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         )
         variants[f"{name}: no thread spinning"] = session(path, spin="0")
         variants[f"{name}: 1 thread"] = session(path, threads=1)
-    skbert_transform = BertCLSVectorizer(
-        model_name_or_path=model,
-        backend="onnx",
-        pooling="mean",
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-        cache=None,
-    ).fit([])
+    transforms = {
+        precision: BertCLSVectorizer(
+            model_name_or_path=model,
+            backend="onnx",
+            quantize=precision == "int8",
+            pooling="mean",
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+            cache=None,
+        ).fit([])
+        for precision in ("float32", "int8")
+    }
 
     def run(sess: ort.InferenceSession) -> None:
         names = {item.name for item in sess.get_inputs()}
@@ -109,9 +122,10 @@ def main() -> None:
             sess.run(None, {name: feed[name] for name in names if name in feed})
 
     contenders = {name: (lambda s=sess: run(s)) for name, sess in variants.items()}
-    contenders["float32: skbert transform (session + tokenizing + pooling)"] = lambda: (
-        skbert_transform.transform(texts)
-    )
+    for precision, fitted in transforms.items():
+        contenders[
+            f"{precision}: skbert transform (session + tokenizing + pooling)"
+        ] = lambda fitted=fitted: fitted.transform(texts)
     wall = {name: [] for name in contenders}
     cpu = {name: [] for name in contenders}
     names = list(contenders)

@@ -3,16 +3,17 @@
 ONNX Runtime fuses a BERT graph's residual ``Add`` and ``LayerNormalization``
 into one ``SkipLayerNormalization`` node, and a bias ``Add`` before ``Gelu``
 into ``BiasGelu``, both when ``onnxruntime.transformers`` optimizes a graph and
-again whenever a session loads one. On the CPU, ONNX Runtime 1.32's kernels
-for those two fused nodes are slower than the plain operators they replace
-(on the project's 2-core AMD EPYC machine, for a ``(32, 28, 384)`` input:
+again whenever a session loads one. On the CPU, ONNX Runtime 1.32's kernels for
+those two fused nodes are slower than the plain operators they replace (on the
+project's 2-core AMD EPYC machine, for a ``(32, 28, 384)`` input:
 ``SkipLayerNormalization`` 1.57 ms against 0.23 ms for ``Add`` +
-``LayerNormalization``; ``BiasGelu`` 1.02 ms against 0.76 ms), so they cost a
-whole all-MiniLM-L6-v2 forward pass 13% of its time in float32 and 23% in
-int8. skbert's graphs are exported without them (:data:`SLOW_FUSIONS`) and
-every session skbert opens, the deployment runtime's included, is told not to
-make them (:func:`open_session`). The fusions that pay (attention,
-embeddings, quantized matrix products) are kept.
+``LayerNormalization``; ``BiasGelu`` 1.02 ms against 0.76 ms), so with them an
+all-MiniLM-L6-v2 forward pass takes 1.17 times the CPU time in float32 and 1.31
+times in int8 (``benchmarks/bench_onnx_options.py``). skbert's graphs are
+exported without them (:data:`SLOW_FUSIONS`) and every session skbert opens, the
+deployment runtime's included, is told not to make them (:func:`open_session`).
+The fusions that pay (attention, embeddings, quantized matrix products) are
+kept.
 
 Dependency-free apart from the ``onnxruntime`` module the caller passes in, so
 :mod:`skbert.runtime` uses it without torch.
