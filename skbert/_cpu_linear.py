@@ -49,18 +49,21 @@ def onednn_available() -> bool:
         return False
     try:
         operator = torch.ops.mkldnn._linear_pointwise
+        # explicit dtype and device, no autocast: whatever the calling thread's
+        # defaults, the probe is a float32 CPU product
+        made = {"dtype": torch.float32, "device": "cpu"}
         generator = torch.Generator().manual_seed(0)
-        x = torch.randn(3, 5, 24, generator=generator)
-        weight = torch.randn(40, 24, generator=generator)
-        bias = torch.randn(40, generator=generator)
-        with torch.inference_mode():
+        x = torch.randn(3, 5, 24, generator=generator, **made)
+        weight = torch.randn(40, 24, generator=generator, **made)
+        bias = torch.randn(40, generator=generator, **made)
+        with torch.inference_mode(), torch.autocast("cpu", enabled=False):
             found = operator(x, weight, bias, "none", [], "")
             expected = torch.nn.functional.linear(x, weight, bias)
+            return found.shape == expected.shape and bool(
+                torch.allclose(found, expected, rtol=1e-4, atol=1e-5)
+            )
     except (AttributeError, RuntimeError, TypeError):
         return False
-    return found.shape == expected.shape and bool(
-        torch.allclose(found, expected, rtol=1e-4, atol=1e-5)
-    )
 
 
 def _linear_args(args: tuple, kwargs: dict) -> tuple[Any, Any, Any]:
@@ -72,20 +75,34 @@ def _linear_args(args: tuple, kwargs: dict) -> tuple[Any, Any, Any]:
     return values[0], values[1], values[2]
 
 
-def _suits(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+def _suits(x: Any, weight: Any, bias: Any) -> bool:
+    """Whether oneDNN computes exactly this ``F.linear``: float32 dense CPU
+    tensors outside autograd, ``x`` of at least 2 dimensions, and no bias or a
+    contiguous one of ``out_features`` values (``F.linear`` broadcasts other
+    shapes; oneDNN would read them wrongly)."""
     import torch
 
     tensors = (x, weight) if bias is None else (x, weight, bias)
+    if not all(
+        isinstance(t, torch.Tensor)
+        and t.dtype == torch.float32
+        and t.device.type == "cpu"
+        and t.layout == torch.strided
+        and not t.requires_grad
+        for t in tensors
+    ):
+        return False
     return (
         x.dim() >= 2
         and weight.dim() == 2
-        and all(
-            isinstance(t, torch.Tensor)
-            and t.dtype == torch.float32
-            and t.device.type == "cpu"
-            and t.layout == torch.strided
-            and not t.requires_grad
-            for t in tensors
+        and x.shape[-1] == weight.shape[1] > 0
+        and (
+            bias is None
+            or (
+                bias.dim() == 1
+                and bias.shape[0] == weight.shape[0]
+                and bias.is_contiguous()
+            )
         )
     )
 
@@ -93,25 +110,38 @@ def _suits(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> 
 @contextlib.contextmanager
 def onednn_linear(device: torch.device) -> Iterator[None]:
     """Within the block, this thread's float32 CPU ``F.linear`` calls run in
-    oneDNN (see the module docstring); a no-op off the CPU or where
-    :func:`onednn_available` is false.
+    oneDNN (see the module docstring); a no-op off the CPU, under CPU autocast,
+    or where :func:`onednn_available` is false.
 
     Examples
     --------
     >>> import torch
     >>> from skbert._cpu_linear import onednn_linear
-    >>> layer = torch.nn.Linear(4, 3)
+    >>> layer = torch.nn.Linear(4, 3).requires_grad_(False)
     >>> x = torch.ones(2, 4)
     >>> with torch.inference_mode(), onednn_linear(torch.device("cpu")):
     ...     fast = layer(x)
-    >>> bool(torch.allclose(fast, layer(x).detach(), atol=1e-6))
+    >>> bool(torch.allclose(fast, layer(x), atol=1e-6))
     True
     """
-    if device.type != "cpu" or not onednn_available():
+    if (
+        device.type != "cpu"
+        or _autocast_on_the_cpu()  # the caller asked for lower precision
+        or not onednn_available()
+    ):
         yield
         return
     with _mode_class()():
         yield
+
+
+def _autocast_on_the_cpu() -> bool:
+    import torch
+
+    try:
+        return bool(torch.is_autocast_enabled("cpu"))
+    except TypeError:  # torch before 2.4
+        return bool(torch.is_autocast_cpu_enabled())
 
 
 @functools.cache

@@ -30,6 +30,8 @@ needs_onednn = pytest.mark.skipif(
 def counted_calls(monkeypatch):
     """Replace the mode with one that also counts the products it sends to
     oneDNN, per thread: ``{thread ident: count}``."""
+    if not cpu_linear.onednn_available():
+        pytest.skip("oneDNN linear not usable here")
     calls: dict[int, int] = {}
     real = cpu_linear._mode_class()
 
@@ -49,7 +51,7 @@ def counted_calls(monkeypatch):
 @needs_onednn
 @pytest.mark.parametrize("shape", [(7, 24), (3, 5, 24), (2, 3, 4, 24)])
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_onednn_linear_computes_what_f_linear_computes(shape, with_bias):
+def test_onednn_linear_computes_what_f_linear_computes(shape, with_bias, counted_calls):
     generator = torch.Generator().manual_seed(sum(shape))
     x = torch.randn(*shape, generator=generator)
     weight = torch.randn(40, 24, generator=generator)
@@ -61,12 +63,61 @@ def test_onednn_linear_computes_what_f_linear_computes(shape, with_bias):
         positional = F.linear(x, weight, bias)
         by_name = F.linear(input=x, weight=weight, bias=bias)
         transposed = F.linear(x.transpose(0, -2), weight, bias)
-    for found in (positional, by_name):
+        strided_weight = F.linear(x, torch.stack([weight, weight], 2)[:, :, 0], bias)
+    for found in (positional, by_name, strided_weight):
         assert found.dtype == torch.float32 and found.shape == expected.shape
         np.testing.assert_allclose(found.numpy(), expected.numpy(), atol=1e-4)
     np.testing.assert_allclose(
         transposed.numpy(), expected.transpose(0, -2).numpy(), atol=1e-4
     )
+    assert sum(counted_calls.values()) == 4  # all of them went to oneDNN
+
+
+def _odd_biases() -> dict[str, object]:
+    """Biases ``F.linear`` accepts (it broadcasts) that oneDNN would misread."""
+    dense = torch.arange(80, dtype=torch.float32)
+    return {
+        "strided": dense[::2],
+        "0-d": torch.tensor(1.5),
+        "expanded": torch.tensor([1.5]).expand(40),
+        "one value": torch.tensor([1.5]),
+        "2-d": dense[:40].reshape(1, 40),
+    }
+
+
+@pytest.mark.parametrize("name", list(_odd_biases()))
+def test_biases_onednn_would_misread_stay_with_f_linear(name, counted_calls):
+    bias = _odd_biases()[name]
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(6, 24, generator=generator)
+    weight = torch.randn(40, 24, generator=generator)
+    expected = (x.double() @ weight.double().T + bias.double()).numpy()
+    with torch.inference_mode(), cpu_linear.onednn_linear(CPU):
+        found = F.linear(x, weight, bias)
+        empty = F.linear(torch.ones(3, 0), torch.ones(5, 0))  # no input features
+    np.testing.assert_allclose(found.numpy(), expected, atol=1e-4)
+    assert torch.equal(empty, torch.zeros(3, 5))
+    assert counted_calls == {}
+
+
+def test_the_probe_and_the_mode_respect_the_callers_settings(counted_calls):
+    # A float64 default dtype does not make the probe fail (and switch oneDNN
+    # off for the process); under CPU autocast the caller's lower precision wins.
+    cpu_linear.onednn_available.cache_clear()
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert cpu_linear.onednn_available()
+    finally:
+        torch.set_default_dtype(previous)
+    layer = torch.nn.Linear(16, 8).requires_grad_(False)
+    x = torch.randn(4, 16)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = layer(x)
+        with cpu_linear.onednn_linear(CPU):
+            found = layer(x)
+    assert found.dtype == expected.dtype == torch.bfloat16
+    assert counted_calls == {}
 
 
 def test_onednn_linear_leaves_other_precisions_and_training_alone(counted_calls):
