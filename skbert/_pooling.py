@@ -84,9 +84,15 @@ def weightedmean_pooling(
 def lasttoken_pooling(
     hidden: torch.Tensor, attention_mask: torch.Tensor
 ) -> torch.Tensor:
-    """The state of the last real token (padding is on the right)."""
-    last = (attention_mask.sum(dim=1) - 1).clamp(min=0).long()
-    return hidden[_rows(hidden), last]
+    """The state of the last counted token (padding is on the right; a prompt
+    that the mask leaves out is before it), as sentence-transformers'
+    ``lasttoken``: zeros for a text without any counted token."""
+    import torch
+
+    counted = attention_mask != 0
+    last = hidden.shape[1] - 1 - counted.flip(1).long().argmax(dim=1)
+    picked = hidden[_rows(hidden), last]
+    return torch.where(counted.any(dim=1, keepdim=True), picked, 0.0)
 
 
 def max_pooling(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -132,8 +138,12 @@ def _np_weightedmean(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _np_lasttoken(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    last = np.maximum(mask.sum(axis=1) - 1, 0)
-    return hidden[np.arange(len(hidden)), last]
+    counted = mask != 0
+    last = hidden.shape[1] - 1 - counted[:, ::-1].argmax(axis=1)
+    picked = hidden[np.arange(len(hidden)), last]
+    return np.where(counted.any(axis=1, keepdims=True), picked, 0).astype(
+        hidden.dtype, copy=False
+    )
 
 
 def _np_max(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -114,14 +114,30 @@ def save_checkpoint(model, tokenizer, folder: Path) -> None:
 def numpy_pool(
     states: np.ndarray, pooling: str, mask: np.ndarray | None = None
 ) -> np.ndarray:
-    """Masked pooling of ``(tokens, hidden)`` states (mask: 1 for real tokens)."""
-    real = states if mask is None else states[np.asarray(mask, dtype=bool)]
+    """Masked pooling of ``(tokens, hidden)`` states, written out one text at a
+    time (mask: 1 for counted tokens; a prompt or padding is 0). Every pooling
+    of ``skbert._pooling``, with sentence-transformers' definitions: positions
+    count from 1 for ``weightedmean``; ``lasttoken`` is the last counted token.
+    A text without any counted token averages to zeros and has no last token
+    (zeros), and its maximum is -inf."""
+    counted = (
+        np.ones(len(states), dtype=bool) if mask is None else np.asarray(mask) != 0
+    )
+    positions = np.flatnonzero(counted)
+    real = states[counted]
     if pooling == "cls":
-        return states[0]
+        return states[positions[0] if len(positions) else 0]
     if pooling == "mean":
-        return real.mean(axis=0)
-    if pooling == "max":
-        return real.max(axis=0)
+        return real.mean(axis=0) if len(real) else np.zeros_like(states[0])
+    if pooling == "max":  # no counted token: -inf (nothing is larger)
+        return real.max(axis=0) if len(real) else np.full_like(states[0], -np.inf)
+    if pooling == "mean_sqrt_len":
+        return real.sum(axis=0) / np.sqrt(max(len(real), 1e-9))
+    if pooling == "weightedmean":
+        weights = (positions + 1).astype(states.dtype)
+        return (real * weights[:, None]).sum(axis=0) / max(weights.sum(), 1e-9)
+    if pooling == "lasttoken":
+        return states[positions[-1]] if len(positions) else np.zeros_like(states[0])
     raise ValueError(f"no numpy pooling {pooling!r}")
 
 

@@ -36,35 +36,27 @@ def padded_batch():
 
 
 @pytest.mark.parametrize("arrays", ["torch", "numpy"])
-@pytest.mark.parametrize("name", ["cls", "mean", "max"])
-def test_pooling_functions_match_numpy_masked_pooling(padded_batch, name, arrays):
+@pytest.mark.parametrize("name", sorted(POOLINGS))
+@pytest.mark.parametrize("skip", [0, 2])
+def test_pooling_functions_match_numpy_masked_pooling(padded_batch, name, arrays, skip):
+    # skip: a prompt's leading tokens left out of the pooling (mask 0), which
+    # leaves the second text, of one token, without any counted token
     hidden, mask = padded_batch
+    mask = mask.clone()
+    mask[:, :skip] = 0
+    before = hidden.numpy().copy(), mask.numpy().copy()
 
     if arrays == "torch":
         pooled = POOLINGS[name](hidden, mask).numpy()
     else:  # the ONNX Runtime backend's
         pooled = NUMPY_POOLINGS[name](hidden.numpy(), mask.numpy())
-        assert pooled.dtype == np.float32
 
+    assert pooled.dtype == np.float32
     expected = [
         numpy_pool(states, name, row_mask)
         for states, row_mask in zip(hidden.numpy(), mask.numpy(), strict=True)
     ]
-    np.testing.assert_allclose(pooled, np.stack(expected), atol=1e-6, rtol=1e-6)
-
-
-@pytest.mark.parametrize("name", sorted(POOLINGS))
-def test_numpy_poolings_equal_the_torch_poolings(padded_batch, name):
-    hidden, mask = padded_batch
-    mask = mask.clone()
-    mask[1] = 0  # and a row without any counted token
-    before = hidden.numpy().copy(), mask.numpy().copy()
-
-    found = NUMPY_POOLINGS[name](hidden.numpy(), mask.numpy())
-
-    expected = POOLINGS[name](hidden, mask).numpy()
-    assert found.dtype == expected.dtype == np.float32
-    np.testing.assert_allclose(found, expected, atol=1e-6, rtol=1e-6)
+    np.testing.assert_allclose(pooled, np.stack(expected), atol=1e-5, rtol=1e-6)
     np.testing.assert_array_equal(hidden.numpy(), before[0])
     np.testing.assert_array_equal(mask.numpy(), before[1])
 

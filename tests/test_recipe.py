@@ -138,10 +138,14 @@ def test_the_declared_max_seq_length_is_the_default_limit(tiny_model_dir, tmp_pa
         vectorizer(folder, max_length=30).fit_transform(TEXTS)
 
 
+@pytest.mark.parametrize(
+    "pooling",
+    ["mean", "cls", "max", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"],
+)
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 @pytest.mark.parametrize("include_prompt", [True, False])
 def test_prompts_by_name_and_by_text(
-    tiny_model_dir, tmp_path, monkeypatch, include_prompt, backend
+    tiny_model_dir, tmp_path, monkeypatch, include_prompt, backend, pooling
 ):
     if backend == "onnx":
         pytest.importorskip("onnxruntime")
@@ -150,7 +154,7 @@ def test_prompts_by_name_and_by_text(
     folder = build_st_folder(
         tiny_model_dir,
         tmp_path / "st",
-        pooling="mean",
+        pooling=pooling,
         prompts={"query": "query: ", "passage": "passage: "},
         include_prompt=include_prompt,
     )
