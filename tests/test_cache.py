@@ -261,6 +261,9 @@ def test_a_collected_disk_store_closes_its_presence_file(tmp_path):
         warnings.simplefilter("always")
         del store
         gc.collect()
-    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
+    unclosed = [str(w.message) for w in caught if w.category is ResourceWarning]
+    # (Python 3.13 also reports the thread's SQLite connection, closed by its
+    # own finalizer; this test is about the presence file)
+    assert [message for message in unclosed if "presence.lock" in message] == []
     with open(tmp_path / "cache" / "presence.lock", "a+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds it now
