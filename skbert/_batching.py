@@ -152,16 +152,16 @@ def pool_batch(
     last = loaded.info.n_hidden_states - 1
     need_hidden = any(layer != last for layer in layers)
     output = loaded.model(**batch, output_hidden_states=need_hidden, return_dict=True)
-    if loaded.backend != "torch":  # ONNX Runtime: numpy arrays behind the tensors
-        return torch.from_numpy(_pool_numpy(output, batch, poolings, skip))
-    states = [
-        output.hidden_states[layer] if need_hidden else output.last_hidden_state
-        for layer in layers
-    ]
     mask = batch["attention_mask"]
     if skip:
         mask = mask.clone()
         mask[:, :skip] = 0
+    if loaded.backend != "torch":  # ONNX Runtime: numpy arrays behind the tensors
+        return torch.from_numpy(_pool_numpy(output, mask.numpy(), poolings))
+    states = [
+        output.hidden_states[layer] if need_hidden else output.last_hidden_state
+        for layer in layers
+    ]
     pooled = []
     for name in poolings:
         if name == "pooler":
@@ -174,15 +174,9 @@ def pool_batch(
     return torch.stack(pooled, dim=1)
 
 
-def _pool_numpy(
-    output: Any, batch: dict[str, torch.Tensor], poolings: tuple[str, ...], skip: int
-) -> np.ndarray:
+def _pool_numpy(output: Any, mask: np.ndarray, poolings: tuple[str, ...]) -> np.ndarray:
     """:func:`pool_batch` for the ONNX Runtime backend (last layer only), with
     the numpy poolings (see :mod:`skbert._pooling` for why)."""
-    mask = batch["attention_mask"].numpy()
-    if skip:
-        mask = mask.copy()
-        mask[:, :skip] = 0
     hidden = output.last_hidden_state.numpy()
     pooled = [
         output.pooler_output.numpy()

@@ -27,13 +27,12 @@ class LogProgress:
         self.n = 0
         self.label = label
         self.stream = stream
-        self.every = LOG_EVERY
         self.start = self.last = time.perf_counter()
 
     def update(self, n: int = 1) -> None:
         self.n += n
         now = time.perf_counter()
-        if n and now - self.last >= self.every:
+        if n and now - self.last >= LOG_EVERY:
             self.last = now
             share = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
             print(
