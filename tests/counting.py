@@ -73,3 +73,25 @@ def assert_resumes(folder: str | Path, cache: str | Path, texts, stored: int) ->
     assert forwarded_rows(cache) == len(texts) - stored
     cold = vectorizer(folder).fit_transform(texts)
     np.testing.assert_allclose(again, cold, atol=1e-5, rtol=0)
+
+
+#: The file every process appends its tuning runs to (``CountingTuner``).
+TUNE_LOG_ENV = "SKBERT_TEST_TUNE_LOG"
+
+
+class CountingTuner(BertCLSVectorizer):
+    """A vectorizer that logs every tuning run (``pid n_texts``) to the file
+    ``$SKBERT_TEST_TUNE_LOG`` names: worker processes inherit it."""
+
+    def fit(self, X, y=None):
+        import skbert._tune_loop
+
+        original = skbert._tune_loop.tune
+
+        def counting(base, spec, texts, *args, **kwargs):
+            with open(os.environ[TUNE_LOG_ENV], "a") as log:
+                log.write(f"{os.getpid()} {len(texts)}\n")
+            return original(base, spec, texts, *args, **kwargs)
+
+        with mock.patch.object(skbert._tune_loop, "tune", counting):
+            return super().fit(X, y)

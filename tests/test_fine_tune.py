@@ -1,0 +1,420 @@
+"""``fine_tune``: ``fit(X, y)`` adapts the encoder to the labels, when asked.
+
+The task is built so that the tiny random BERT's frozen [CLS] vectors carry
+nothing a linear classifier can use (one word among eight random ones says
+the class): frozen vectors stay at chance, tuned ones must learn it. Tuning
+settings here are for the tiny model (a high learning rate, several epochs);
+the real checkpoint's are measured in ``benchmarks/evaluate_finetune.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+from counting import TUNE_LOG_ENV
+from helpers import (
+    TINY_MAX_LENGTH,
+    WORDS,
+    BertOracle,
+    clean_env,
+    run_python,
+    vectorizer,
+)
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score, train_test_split
+from sklearn.pipeline import make_pipeline
+
+import skbert
+import skbert._tune_loop
+
+#: What makes the tiny model learn in a second.
+FAST = {"tune_learning_rate": 3e-3, "tune_epochs": 8, "random_state": 0}
+FAST_CONTRASTIVE = {
+    "tune_learning_rate": 3e-3,
+    "tune_epochs": 3,
+    "tune_pairs": 8,
+    "random_state": 0,
+}
+
+
+def word_task(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """Eight random words and one of "good" (class 1) or "bad" (class 0)."""
+    rng = np.random.default_rng(seed)
+    fill = [word for word in WORDS if word not in ("good", "bad")]
+    texts, labels = [], []
+    for _ in range(n):
+        words = list(rng.choice(fill, size=8))
+        label = int(rng.integers(2))
+        words.insert(int(rng.integers(9)), "good" if label else "bad")
+        texts.append(" ".join(words))
+        labels.append(label)
+    return texts, np.asarray(labels)
+
+
+@pytest.fixture(scope="module")
+def task():
+    texts, labels = word_task(400)
+    return train_test_split(texts, labels, test_size=0.5, random_state=0)
+
+
+def accuracy(folder, task, **params) -> float:
+    X_train, X_test, y_train, y_test = task
+    pipe = make_pipeline(
+        vectorizer(folder, pooling="cls", **params), LogisticRegression(max_iter=1000)
+    )
+    return pipe.fit(X_train, y_train).score(X_test, y_test)
+
+
+@pytest.mark.parametrize(
+    "objective, settings",
+    [("classification", FAST), ("contrastive", FAST_CONTRASTIVE)],
+)
+def test_tuning_learns_what_frozen_vectors_cannot(
+    tiny_model_dir, task, objective, settings
+):
+    frozen = accuracy(tiny_model_dir, task)
+    tuned = accuracy(tiny_model_dir, task, fine_tune=objective, **settings)
+
+    assert frozen < 0.65, f"the task is not hard for frozen vectors ({frozen})"
+    assert tuned > 0.9, f"{objective} tuning reached only {tuned}"
+
+
+def test_the_default_learns_nothing_from_y(tiny_model_dir, tiny_oracle, texts):
+    labels = np.arange(len(texts)) % 2
+    fitted = vectorizer(tiny_model_dir, pooling="mean").fit(texts, labels)
+
+    np.testing.assert_allclose(
+        fitted.transform(texts), tiny_oracle.vectors(texts, "mean"), atol=1e-5, rtol=0
+    )
+    assert not hasattr(fitted, "fine_tune_report_")
+
+
+def test_the_tuned_encoder_is_the_one_transform_runs(tiny_model_dir, task, tmp_path):
+    """Saved as a plain checkpoint, the tuned weights give transform's vectors
+    through transformers' own BertModel (the oracle)."""
+    X_train, X_test, y_train, _ = task
+    tuned = vectorizer(
+        tiny_model_dir, pooling="mean", fine_tune="classification", **FAST
+    ).fit(X_train, y_train)
+    folder = tmp_path / "tuned"
+    with tuned.model_.checkpoint() as (files, _, _):
+        shutil.copytree(files, folder)
+    oracle = BertOracle(folder, TINY_MAX_LENGTH)
+
+    np.testing.assert_allclose(
+        tuned.transform(X_test), oracle.vectors(X_test, "mean"), atol=1e-5, rtol=0
+    )
+    base = vectorizer(tiny_model_dir, pooling="mean").fit(X_train)
+    assert tuned.fingerprint_ != base.fingerprint_
+    assert tuned.model_.identity.digest != base.model_.identity.digest
+    assert not np.allclose(tuned.transform(X_test), base.transform(X_test), atol=1e-3)
+    report = tuned.fine_tune_report_
+    assert report["steps"] == 8 * 13 and len(report["losses"]) == 8
+    assert report["losses"][-1] < report["losses"][0]
+
+
+def test_each_fold_tunes_on_its_own_training_texts_only(tiny_model_dir, task):
+    X_train, _, y_train, _ = task
+    seen: list[list[str]] = []
+    original = skbert._tune_loop.tune
+
+    def recording(base, spec, texts, *args, **kwargs):
+        seen.append(list(texts))
+        return original(base, spec, texts, *args, **kwargs)
+
+    pipe = make_pipeline(
+        vectorizer(tiny_model_dir, fine_tune="classification", tune_max_steps=2),
+        LogisticRegression(),
+    )
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = list(StratifiedKFold(3).split(X_train, y_train))
+    with mock.patch.object(skbert._tune_loop, "tune", recording):
+        cross_val_score(pipe, X_train, y_train, cv=folds)
+
+    assert len(seen) == len(folds)
+    for tuned_on, (train, test) in zip(seen, folds, strict=True):
+        assert sorted(tuned_on) == sorted(X_train[i] for i in train)
+        assert not set(tuned_on) & {X_train[i] for i in test}
+
+
+def test_a_fold_tuned_once_is_reused_by_other_candidates(tiny_model_dir, task):
+    X_train, _, y_train, _ = task
+    calls = []
+    original = skbert._tune_loop.tune
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    params = {"fine_tune": "classification", "tune_max_steps": 3, "random_state": 4}
+    with mock.patch.object(skbert._tune_loop, "tune", counting):
+        first = vectorizer(tiny_model_dir, **params).fit(X_train, y_train)
+        # an inference-only parameter: the same tuned encoder
+        again = vectorizer(tiny_model_dir, batch_size=5, **params).fit(X_train, y_train)
+        assert len(calls) == 1 and again.fingerprint_ == first.fingerprint_
+        # a tuning parameter, or other labels: tuned again
+        vectorizer(tiny_model_dir, **{**params, "tune_max_steps": 4}).fit(
+            X_train, y_train
+        )
+        vectorizer(tiny_model_dir, **params).fit(X_train, 1 - y_train)
+    assert len(calls) == 3
+
+
+SEARCH = """
+import numpy as np
+from counting import CountingTuner
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+
+texts = {texts!r}
+labels = np.arange(len(texts)) % 2
+bert = CountingTuner(model_name_or_path={folder!r}, device="cpu",
+                     fine_tune="classification", tune_max_steps=2, random_state=0)
+pipe = Pipeline([("bert", bert), ("clf", LogisticRegression(max_iter=200))])
+grid = {{"clf__C": [0.1, 1.0], "bert__batch_size": [8, 16]}}
+search = GridSearchCV(pipe, grid, cv=5, n_jobs=2).fit(texts, labels)
+print("best", search.best_params_)
+"""
+
+
+@pytest.mark.slow
+def test_a_parallel_search_tunes_once_per_fold_and_refit(tiny_model_dir, tmp_path):
+    """4 candidates x 5 folds with 2 workers: 5 tuning runs + 1 for the refit,
+    not 21; and the session's files are gone when the search's process exits."""
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    log = tmp_path / "tune.log"
+    env = clean_env(tmp_path / "hf-home")
+    tests = str(Path(__file__).parent)
+    env.update(
+        TMPDIR=str(private_tmp),
+        PYTHONPATH=os.pathsep.join([tests, env.get("PYTHONPATH", "")]),
+        **{TUNE_LOG_ENV: str(log)},
+    )
+    texts, _ = word_task(60, seed=3)
+    code = textwrap.dedent(SEARCH.format(texts=texts, folder=str(tiny_model_dir)))
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    runs = log.read_text().split()
+    sizes = sorted(int(n) for n in runs[1::2])
+    assert sizes == [48] * 5 + [60], runs
+    assert sorted(p.name for p in private_tmp.iterdir()) == []
+
+
+TUNE_AND_PRINT = """
+import hashlib
+import numpy as np
+from skbert import BertCLSVectorizer
+texts = {texts!r}
+labels = {labels!r}
+v = BertCLSVectorizer(model_name_or_path={folder!r}, device="cpu", cache=None,
+                      pooling="mean", fine_tune={objective!r}, tune_max_steps=6,
+                      tune_learning_rate=1e-3, random_state=7)
+X = v.fit_transform(texts, labels)
+print(v.fingerprint_, hashlib.sha256(X.tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("objective", ["classification", "contrastive"])
+def test_tuning_is_bitwise_deterministic_across_processes(
+    tiny_model_dir, tmp_path, objective
+):
+    texts, labels = word_task(40, seed=5)
+    code = TUNE_AND_PRINT.format(
+        texts=texts,
+        labels=labels.tolist(),
+        folder=str(tiny_model_dir),
+        objective=objective,
+    )
+    first = run_python(code, cwd=tmp_path).split()[-2:]
+    second = run_python(code, cwd=tmp_path).split()[-2:]
+    other = run_python(code.replace("random_state=7", "random_state=8"), cwd=tmp_path)
+
+    assert first == second
+    base = vectorizer(tiny_model_dir).fit(texts)
+    assert first[0] != base.fingerprint_
+    assert other.split()[-2] != first[0]
+
+
+def test_the_callers_random_state_is_left_alone(tiny_model_dir, task):
+    import torch
+
+    X_train, _, y_train, _ = task
+    torch.manual_seed(123)
+    np.random.seed(5)
+    expected_torch, expected_numpy = torch.rand(3), np.random.rand(3)
+    torch.manual_seed(123)
+    np.random.seed(5)
+    vectorizer(tiny_model_dir, fine_tune="contrastive", tune_max_steps=3).set_params(
+        random_state=11
+    ).fit(X_train, y_train)
+
+    assert torch.equal(torch.rand(3), expected_torch)
+    np.testing.assert_array_equal(np.random.rand(3), expected_numpy)
+
+
+def test_a_tuned_pickle_loads_without_the_model_folder(tiny_model_copy, task):
+    X_train, X_test, y_train, _ = task
+    tuned = vectorizer(tiny_model_copy, fine_tune="classification", **FAST)
+    expected = tuned.fit(X_train, y_train).transform(X_test)
+    data = pickle.dumps(tuned)
+    shutil.rmtree(tiny_model_copy)
+    skbert.clear_model_cache()
+
+    loaded = pickle.loads(data)
+
+    np.testing.assert_array_equal(loaded.transform(X_test), expected)
+    assert loaded.get_params() == tuned.get_params()
+    assert loaded.fine_tune_report_ == tuned.fine_tune_report_
+
+
+def test_a_tuned_encoder_is_never_pickled_by_reference(tiny_model_dir, task):
+    X_train, _, y_train, _ = task
+    tuned = vectorizer(
+        tiny_model_dir, fine_tune="classification", tune_max_steps=1
+    ).fit(X_train, y_train)
+    tuned.set_params(persist="reference")
+
+    with pytest.raises(ValueError, match="persist='weights'"):
+        pickle.dumps(tuned)
+
+
+def test_an_exported_tuned_pipeline_predicts_what_the_pipeline_predicts(
+    tiny_model_dir, task, tmp_path
+):
+    from skbert import runtime
+
+    X_train, X_test, y_train, _ = task
+    pipe = make_pipeline(
+        vectorizer(tiny_model_dir, pooling="cls", fine_tune="classification", **FAST),
+        LogisticRegression(max_iter=1000),
+    ).fit(X_train, y_train)
+
+    skbert.export_onnx(pipe, tmp_path / "tuned.onnx")
+    model = runtime.load(tmp_path / "tuned.onnx")
+
+    np.testing.assert_array_equal(model.predict(X_test), pipe.predict(X_test))
+    np.testing.assert_allclose(
+        model.embed(X_test), pipe[0].transform(X_test), atol=1e-5, rtol=0
+    )
+
+
+def test_the_onnx_backend_runs_the_tuned_encoder(tiny_model_dir, task):
+    X_train, X_test, y_train, _ = task
+    params = {"fine_tune": "classification", "tune_max_steps": 5, "random_state": 1}
+    torch_side = vectorizer(tiny_model_dir, **params).fit(X_train, y_train)
+    onnx_side = vectorizer(tiny_model_dir, backend="onnx", **params).fit(
+        X_train, y_train
+    )
+
+    assert onnx_side.fingerprint_ == torch_side.fingerprint_
+    np.testing.assert_allclose(
+        onnx_side.transform(X_test), torch_side.transform(X_test), atol=1e-4, rtol=0
+    )
+
+
+@pytest.mark.parametrize("long_texts", ["chunk", "head_tail"])
+def test_long_texts_are_tuned_as_transform_reads_them(tiny_model_dir, long_texts):
+    texts, labels = word_task(40, seed=9)
+    texts = [f"{text} {text} {text}" for text in texts]  # ~30 tokens
+    tuned = vectorizer(
+        tiny_model_dir,
+        pooling="mean",
+        max_length=12,
+        stride=2,
+        long_texts=long_texts,
+        fine_tune="classification",
+        tune_max_steps=2,
+        max_batch_tokens=40,
+    ).fit(texts, labels)
+
+    assert tuned.fine_tune_report_["steps"] == 2
+    assert tuned.transform(texts[:3]).shape == (3, 32)
+
+
+def test_three_string_classes_are_learned(tiny_model_dir):
+    texts, labels = word_task(60, seed=2)
+    names = np.array(["neg", "pos", "neutral"])[(labels + np.arange(60)) % 3]
+
+    tuned = vectorizer(
+        tiny_model_dir, fine_tune="classification", tune_max_steps=2
+    ).fit(texts, names)
+
+    assert tuned.fine_tune_report_["examples"] == 60
+
+
+@pytest.mark.parametrize(
+    "y, message",
+    [
+        (None, "fit was called without y"),
+        (np.linspace(0, 1, 20), "regression target"),
+        (np.ones(20), "at least two classes"),
+        (np.arange(19) % 2, "X has 20 texts but y has 19 labels"),
+        (np.eye(20, 3), "'multilabel-indicator' target"),
+    ],
+)
+def test_labels_tuning_cannot_learn_from_are_refused(tiny_model_dir, y, message):
+    texts, _ = word_task(20, seed=1)
+    with pytest.raises(ValueError, match=message):
+        vectorizer(tiny_model_dir, fine_tune="classification").fit(texts, y)
+
+
+def test_tuning_parameters_changed_after_fit_ask_for_a_refit(tiny_model_dir, task):
+    X_train, X_test, y_train, _ = task
+    tuned = vectorizer(
+        tiny_model_dir, fine_tune="classification", tune_max_steps=1
+    ).fit(X_train, y_train)
+    tuned.set_params(tune_epochs=3)
+    with pytest.raises(ValueError, match="tune_epochs changed after fit"):
+        tuned.transform(X_test)
+
+    frozen = vectorizer(tiny_model_dir).fit(X_train)
+    frozen.set_params(fine_tune="contrastive")
+    with pytest.raises(ValueError, match="fine_tune changed after fit"):
+        frozen.transform(X_test)
+
+
+def test_top_layers_only_leave_the_others_as_they_were(tiny_model_dir, task):
+    from safetensors.numpy import load
+
+    X_train, _, y_train, _ = task
+    tuned = vectorizer(
+        tiny_model_dir, fine_tune="classification", tune_layers=1, **FAST
+    ).fit(X_train, y_train)
+    with tuned.model_.checkpoint() as (folder, _, _):
+        after = load((folder / "model.safetensors").read_bytes())
+    before = load((tiny_model_dir / "model.safetensors").read_bytes())
+
+    changed = {name for name in before if not np.array_equal(before[name], after[name])}
+    assert changed and all(
+        name.startswith(("encoder.layer.1.", "pooler.")) for name in changed
+    ), sorted(changed)
+
+
+def test_a_digest_of_the_tuning_inputs_names_the_tuned_source(tiny_model_dir, task):
+    X_train, _, y_train, _ = task
+    tuned = vectorizer(
+        tiny_model_dir, fine_tune="classification", tune_max_steps=1
+    ).fit(X_train, y_train)
+    assert tuned.model_.source.tuning.startswith("sha256:")
+    with pytest.raises(FileNotFoundError, match="fine-tuned"):
+        tuned.model_.source.folder()
