@@ -647,8 +647,10 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
+    # the width of the vectors, a Dense layer of pooling="auto" included
+    width = len(vectorizer.get_feature_names_out())
     writer_class = _NpyWriter if out_format == "npy" else _ParquetWriter
-    writer = writer_class(output, n_texts, vectorizer.hidden_size_)
+    writer = writer_class(output, n_texts, width)
     truncated = blank = tokens = done = 0
     started = time.perf_counter()
     try:
@@ -677,7 +679,7 @@ def run(args: argparse.Namespace) -> int:
         )
     print(
         f"skbert embed: wrote {n_texts} vectors of dimension "
-        f"{vectorizer.hidden_size_} to {output}{_text_summary(n_texts, blank, source)}"
+        f"{width} to {output}{_text_summary(n_texts, blank, source)}"
         + (
             f"; {tokens} tokens read by the model, {truncated} texts truncated, "
             f"{seconds:.1f} s ({rate(n_texts, seconds)})"

@@ -187,6 +187,31 @@ def test_embed_empty_input(tiny_model_dir, tmp_path, capsys):
         assert read_output(output).shape == (0, 32)
 
 
+@pytest.mark.parametrize("out_suffix", [".npy", ".parquet"])
+def test_embed_writes_the_width_of_a_dense_recipe(
+    tiny_model_dir, ten_texts, tmp_path, capsys, out_suffix
+):
+    """A Dense layer of the folder's recipe (32 -> 8) sets the width written."""
+    pytest.importorskip("sentence_transformers")
+    from test_recipe import build_st_folder, st_encode
+
+    folder = build_st_folder(tiny_model_dir, tmp_path / "st", dense=8)
+    source = write_input(tmp_path / "in.txt", ten_texts)
+    output = tmp_path / f"vectors{out_suffix}"
+
+    code, out, err = run_cli(
+        ["embed", source, output, "-m", folder, "--pooling", "auto",
+         "--chunk-size", 3],
+        capsys,
+    )  # fmt: skip
+
+    assert code == 0, err
+    assert f"wrote 10 vectors of dimension 8 to {output}" in out
+    np.testing.assert_allclose(
+        read_output(output), st_encode(folder, ten_texts), atol=1e-5, rtol=0
+    )
+
+
 def test_embed_reads_a_byte_order_mark_and_quoted_newlines(tiny_model_dir, tmp_path):
     source = tmp_path / "excel.csv"
     source.write_bytes('\ufefftext,label\n"two\nlines",1\n"a ""quote""",0\n'.encode())
