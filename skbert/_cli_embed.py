@@ -651,7 +651,7 @@ def run(args: argparse.Namespace) -> int:
     width = len(vectorizer.get_feature_names_out())
     writer_class = _NpyWriter if out_format == "npy" else _ParquetWriter
     writer = writer_class(output, n_texts, width)
-    truncated = blank = tokens = done = 0
+    truncated = blank = tokens = done = limit = 0
     started = time.perf_counter()
     try:
         with open_progress(n_texts, "skbert embed", args.progress) as bar:
@@ -660,6 +660,7 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(done + len(chunk) - bar.n)  # repeated or cached texts
                 done += len(chunk)
                 truncated += len(report.truncated)
+                limit = report.max_length  # the limit applied, not recomputed
                 tokens += report.tokens
                 # one summary line below instead of a warning per chunk
                 warn_about(dataclasses.replace(report, truncated=[]))
@@ -671,7 +672,6 @@ def run(args: argparse.Namespace) -> int:
         raise
     seconds = time.perf_counter() - started
     if truncated:
-        limit = args.max_length or vectorizer.model_.info.model_max_length
         print(
             f"skbert embed: warning: {truncated} of {n_texts} texts were longer than "
             f"{limit} tokens and were truncated (see --max-length).",

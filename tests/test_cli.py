@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import clean_env, use_few_sentences, vectorizer
+from helpers import TINY_MAX_LENGTH, WORDS, clean_env, use_few_sentences, vectorizer
 
 import skbert
 from skbert import _cli, _cli_embed
@@ -210,6 +210,38 @@ def test_embed_writes_the_width_of_a_dense_recipe(
     np.testing.assert_allclose(
         read_output(output), st_encode(folder, ten_texts), atol=1e-5, rtol=0
     )
+
+
+def test_embed_names_the_limit_it_cut_at(tiny_model_dir, tmp_path, capsys):
+    """A folder's max_seq_length (20) is the limit, below the model's own (64)."""
+    pytest.importorskip("sentence_transformers")
+    from test_recipe import build_st_folder
+    from transformers import AutoTokenizer
+
+    folder = build_st_folder(
+        tiny_model_dir, tmp_path / "st", dense=None, max_seq_length=20
+    )
+    # As in all-MiniLM-L6-v2 (written by sentence-transformers 2): the
+    # tokenizer accepts more than sentence_bert_config.json's max_seq_length.
+    for name, key, value in (
+        ("tokenizer_config.json", "model_max_length", TINY_MAX_LENGTH),
+        ("sentence_bert_config.json", "max_seq_length", 20),
+    ):
+        settings = json.loads((folder / name).read_text())
+        settings[key] = value
+        (folder / name).write_text(json.dumps(settings))
+    long_text = " ".join(WORDS[:30])
+    n_tokens = len(AutoTokenizer.from_pretrained(folder)(long_text)["input_ids"])
+    assert 20 < n_tokens <= TINY_MAX_LENGTH  # cut at 20, not at the model's limit
+    source = write_input(tmp_path / "in.txt", ["a great film", long_text])
+
+    code, _, err = run_cli(
+        ["embed", source, tmp_path / "out.npy", "-m", folder, "--pooling", "auto"],
+        capsys,
+    )
+
+    assert code == 0, err
+    assert "1 of 2 texts were longer than 20 tokens and were truncated" in err
 
 
 def test_embed_reads_a_byte_order_mark_and_quoted_newlines(tiny_model_dir, tmp_path):
