@@ -75,7 +75,7 @@ def describe(
     from ._device import resolve_device, resolve_dtype
     from ._families import ONNX_FAMILIES, pooler_reason
     from ._models import running_model
-    from ._options import POOLINGS
+    from ._spec import available_poolings, pooler_usable
     from ._vectorizer import BertCLSVectorizer
 
     vectorizer = BertCLSVectorizer(
@@ -110,7 +110,7 @@ def describe(
         "fingerprint": vectorizer.fingerprint_,
         "family": handle.info.model_type,
         "model_class": handle.info.model_class,
-        "has_pooler": handle.info.pooler == "trained",
+        "has_pooler": pooler_usable(handle.info),
         "missing_pooler_keys": list(handle.info.missing_pooler_keys),
         "pooler": {
             "status": handle.info.pooler,
@@ -118,22 +118,13 @@ def describe(
                 handle.info.model_type, handle.info.model_class, handle.info.pooler
             ),
         },
-        "poolings": [name for name in POOLINGS if _available(name, handle.info)],
+        "poolings": list(available_poolings(handle.info)),
         "recipe": _recipe(handle.info),
         "backends": ["torch"]
         + (["onnx"] if handle.info.model_type in ONNX_FAMILIES else []),
         "layers": f"0..{n_layers} or -{n_layers + 1}..-1 (0 = embeddings, "
         f"{n_layers} or -1 = last layer)",
     }
-
-
-def _available(pooling: str, info: Any) -> bool:
-    """Whether ``pooling`` works on this model with the other defaults."""
-    if pooling == "pooler":
-        return info.pooler == "trained"
-    if pooling == "cls":
-        return info.first_token_special
-    return True
 
 
 def _recipe(info: Any) -> dict[str, Any]:

@@ -12,12 +12,12 @@ extra) unless ``--model`` names another checkpoint.
 from __future__ import annotations
 
 import argparse
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
 from ._cli_options import (
-    POOLINGS,
     add_batch_size_argument,
     add_device_argument,
     at_least,
@@ -153,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
     from sklearn.pipeline import Pipeline
 
     from . import BertCLSVectorizer
+    from ._families import pooler_reason
+    from ._spec import available_poolings, pooler_usable
     from .datasets import load_sentiment_sentences
 
     started = time.perf_counter()
@@ -188,17 +190,21 @@ def run(args: argparse.Namespace) -> int:
         show_progress_bar=args.progress,
     )
     probe = vectorizer.fit([])  # loads and checks the checkpoint; shared by clones
+    info = probe.model_.info  # what `skbert info` reports from, too
     print(
         f"    {probe.n_layers_ - 1} layers, {probe.hidden_size_}-dimensional vectors, "
-        f"trained pooler: {'yes' if probe.has_pooler_ else 'no'}"
+        f"trained pooler: {'yes' if pooler_usable(info) else 'no'}"
     )
-    poolings = list(POOLINGS)
-    if not probe.has_pooler_:
-        poolings.remove("pooler")
+    poolings = list(available_poolings(info))
+    if "pooler" not in poolings:
+        reason = pooler_reason(info.model_type, info.model_class, info.pooler)
         print(
-            "    'pooler' is left out of the grid: this checkpoint has no trained "
-            "pooler weights\n    (typical of masked-LM pre-training), and "
-            "transformers would fill them with random values."
+            textwrap.fill(
+                f"'pooler' is left out of the grid: {reason}.",
+                initial_indent="    ",
+                subsequent_indent="    ",
+                break_on_hyphens=False,
+            )
         )
 
     X_train, X_test, y_train, y_test = train_test_split(

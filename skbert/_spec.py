@@ -17,7 +17,7 @@ from ._batching import EncodingSpec
 from ._families import ONNX_FAMILIES, pooler_reason
 from ._identity import ModelInfo
 
-__all__ = ["encoding_spec", "auto_fallback"]
+__all__ = ["auto_fallback", "available_poolings", "encoding_spec", "pooler_usable"]
 
 
 def auto_fallback(info: ModelInfo) -> str | None:
@@ -26,6 +26,27 @@ def auto_fallback(info: ModelInfo) -> str | None:
     if recipe is not None and recipe.pooling:
         return None
     return "cls" if info.first_token_special else "mean"
+
+
+def pooler_usable(info: ModelInfo, *, trust_pooler: bool = False) -> bool:
+    """Whether ``pooling="pooler"`` may use this model's pooler: a trained one,
+    or an untrained one the user vouches for with ``trust_pooler=True``."""
+    return info.pooler == "trained" or (info.pooler == "untrained" and trust_pooler)
+
+
+def available_poolings(info: ModelInfo) -> tuple[str, ...]:
+    """The poolings that work on this model with the other parameters' defaults
+    (what ``skbert info`` lists and ``skbert demo`` searches over)."""
+    from ._options import POOLINGS
+
+    def available(pooling: str) -> bool:
+        if pooling == "pooler":
+            return pooler_usable(info)
+        if pooling == "cls":
+            return info.first_token_special
+        return True
+
+    return tuple(pooling for pooling in POOLINGS if available(pooling))
 
 
 def _layers(value: Any, n_states: int) -> tuple[int, ...]:
@@ -47,9 +68,7 @@ def _layers(value: Any, n_states: int) -> tuple[int, ...]:
 
 
 def _check_pooler(params: dict[str, Any], info: ModelInfo, name: str) -> None:
-    if info.pooler == "trained" or (
-        info.pooler == "untrained" and params["trust_pooler"]
-    ):
+    if pooler_usable(info, trust_pooler=params["trust_pooler"]):
         return
     why = pooler_reason(info.model_type, info.model_class, info.pooler)
     if info.pooler == "missing":

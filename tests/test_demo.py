@@ -46,3 +46,24 @@ def test_demo_prints_one_line_per_pooling_and_no_cv_log(
     assert "[6/6]" in out and output.exists()
     if progress == "--no-progress":
         assert err == ""
+
+
+@pytest.mark.filterwarnings("ignore::skbert.TruncationWarning")
+@pytest.mark.filterwarnings("ignore:pooling='auto'")  # a bare transformer: cls
+def test_demo_leaves_an_untrained_pooler_out(tmp_path, capsys, few_sentences):
+    # RoBERTa's pre-training has no sentence-level objective: its checkpoints
+    # compute a pooler output, but no objective ever trained it.
+    from families import build_family
+
+    roberta = build_family("roberta", tmp_path / "roberta")
+
+    code = _cli.main(
+        ["demo", "--model", str(roberta), "--cv", "2", "--no-progress",
+         "--output", str(tmp_path / "demo.joblib")]
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+
+    assert code == 0, err
+    assert "trained pooler: no" in out
+    lines = [POOLING_LINE.match(line) for line in out.splitlines()]
+    assert sorted(m.group(1) for m in lines if m) == ["cls", "max", "mean"]
