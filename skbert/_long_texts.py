@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._options import LONG_TEXTS
+
 __all__ = ["Combiner", "Inputs", "model_inputs"]
 
 
@@ -60,7 +62,18 @@ def model_inputs(
     head_tokens: int | None,
     stride: int,
 ) -> Inputs:
-    """Frame ``contents`` (token ids without special tokens) as model inputs."""
+    """Frame ``contents`` (token ids without special tokens) as model inputs.
+
+    Raises
+    ------
+    ValueError
+        If ``strategy`` is not one of :data:`~skbert._options.LONG_TEXTS`.
+    """
+    if strategy not in LONG_TEXTS:
+        raise ValueError(
+            f"long_texts={strategy!r} is not a strategy for long texts; use one of "
+            f"{', '.join(map(repr, LONG_TEXTS))}."
+        )
     budget = max(max_length - len(prefix) - len(suffix), 0)
     out = Inputs()
     for index, content in enumerate(contents):
@@ -72,7 +85,7 @@ def model_inputs(
             head = budget // 4 if head_tokens is None else min(head_tokens, budget)
             tail = budget - head
             pieces = [content[:head] + (content[-tail:] if tail else [])]
-        else:  # chunk
+        else:  # "chunk", the one strategy left
             pieces = [
                 content[s : s + budget] for s in _starts(len(content), budget, stride)
             ]

