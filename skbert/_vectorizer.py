@@ -429,7 +429,9 @@ class BertCLSVectorizer(
         from ._device import resolve_dtype
         from ._handle import ModelSource
         from ._models import fit_handle
+        from ._report import user_stacklevel
         from ._resolve import local_folder
+        from ._unused import unused_option_warnings
 
         texts = check_texts(X)
         if self.fine_tune is not None:
@@ -449,6 +451,8 @@ class BertCLSVectorizer(
             source, device=device, dtype=resolve_dtype(self.dtype, device)
         )
         self._encoding_spec(handle)  # refuse unsupported options before fitting
+        for message in unused_option_warnings(self.get_params(deep=False)):
+            warnings.warn(message, UserWarning, stacklevel=user_stacklevel())
         if self.pooling == "auto":
             from ._spec import auto_fallback
 

@@ -10,6 +10,7 @@ token count, or max).
 from __future__ import annotations
 
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -293,6 +294,48 @@ def test_an_unknown_strategy_is_refused_where_windows_are_cut(content):
         )
     for known in ("truncate", "head_tail", "chunk"):
         assert repr(known) in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("params", "unused"),
+    [
+        ({"long_texts": "truncate", "stride": 32}, "stride=32"),
+        ({"long_texts": "head_tail", "stride": 32}, "stride=32"),
+        ({"long_texts": "truncate", "head_tokens": 10}, "head_tokens=10"),
+        ({"long_texts": "chunk", "head_tokens": 10}, "head_tokens=10"),
+        ({"long_texts": "truncate", "chunk_combine": "max"}, "chunk_combine='max'"),
+        ({"long_texts": "head_tail", "chunk_combine": "max"}, "chunk_combine='max'"),
+    ],
+)
+def test_an_option_that_does_nothing_warns_at_the_users_line(
+    tiny_model_dir, params, unused
+):
+    estimator = vectorizer(tiny_model_dir, **params)
+    with pytest.warns(UserWarning, match=re.escape(unused)) as caught:
+        estimator.fit([])
+    (warning,) = [w for w in caught if unused in str(w.message)]
+    assert warning.filename == __file__  # not sklearn/base.py's _fit_context
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"long_texts": "truncate"},
+        {"long_texts": "head_tail"},
+        {"long_texts": "chunk"},
+        {"long_texts": "head_tail", "head_tokens": 10},
+        {"long_texts": "head_tail", "head_tokens": 0},
+        {"long_texts": "chunk", "stride": 10, "chunk_combine": "max"},
+    ],
+)
+def test_defaults_and_used_options_do_not_warn(tiny_model_dir, params):
+    defaults = skbert.BertCLSVectorizer().get_params()
+    assert (defaults["stride"], defaults["head_tokens"]) == (0, None)
+    assert defaults["chunk_combine"] == "mean"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        vectorizer(tiny_model_dir, **params).fit([])
+    assert [str(w.message) for w in caught] == []
 
 
 @pytest.mark.slow
