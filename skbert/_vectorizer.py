@@ -463,7 +463,7 @@ class BertCLSVectorizer(
                     "sentence-transformers modules.json declares its pooling), so "
                     f"'auto' pools with {fallback!r}.",
                     UserWarning,
-                    stacklevel=2,
+                    stacklevel=user_stacklevel(),
                 )
         report = None
         if self.fine_tune is not None:

@@ -123,3 +123,23 @@ def test_out_of_memory_warning_through_the_command_line(
     assert set(caught_at(RuntimeWarning, embed)) == {here(embed)}
     assert np.load(tmp_path / "out.npy").shape == (len(TEXTS), 32)
     assert "wrote 4 vectors" in capsys.readouterr().out
+
+
+def test_auto_fallback_warning_through_fit_and_a_pipeline(tiny_model_dir):
+    # a bare transformer: pooling="auto" falls back to "cls" and says so
+    estimator = vectorizer(tiny_model_dir, pooling="auto")
+    pipeline = make_pipeline(vectorizer(tiny_model_dir, pooling="auto"))
+
+    fit = lambda: estimator.fit([])  # noqa: E731
+    fit_transform = lambda: estimator.fit_transform(TEXTS[:1])  # noqa: E731
+    in_pipeline = lambda: pipeline.fit(TEXTS[:1])  # noqa: E731
+
+    for call in (fit, fit_transform, in_pipeline):
+        with pytest.warns(UserWarning, match="bare transformer") as caught:
+            call()
+        found = [
+            (w.filename, w.lineno)
+            for w in caught
+            if "bare transformer" in str(w.message)
+        ]
+        assert found == [here(call)]  # not sklearn/base.py's _fit_context
