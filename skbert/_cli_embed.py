@@ -36,7 +36,7 @@ from ._cli_options import (
     cache_value,
     layers_value,
 )
-from ._options import CHUNK_COMBINES, LONG_TEXTS
+from ._options import BACKENDS, CHUNK_COMBINES, DTYPES, LONG_TEXTS
 
 __all__ = ["CHUNK_SIZE", "add_arguments", "read_texts", "run"]
 
@@ -515,14 +515,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_argument(vectorizer)
     vectorizer.add_argument(
         "--dtype",
-        choices=["float32", "float16", "bfloat16", "auto"],
+        choices=DTYPES,
         default="float32",
         help="precision of the model's computation; vectors are float32 either way "
         "(default: %(default)s)",
     )
     vectorizer.add_argument(
         "--backend",
-        choices=["torch", "onnx"],
+        choices=BACKENDS,
         default="torch",
         help="run the model with torch or with ONNX Runtime on the CPU (needs "
         '"skbert[onnx]"; last layer and float32 only) (default: %(default)s)',

@@ -25,6 +25,7 @@ import skbert
 from skbert import _cli, _cli_embed
 from skbert._cli_embed import read_parquet_vectors, read_texts
 from skbert._cli_info import describe
+from skbert._options import BACKENDS, CHUNK_COMBINES, DTYPES, LONG_TEXTS, POOLINGS
 
 INPUT_FORMATS = ("csv", "tsv", "jsonl", "txt", "parquet")
 
@@ -458,9 +459,37 @@ def test_no_command_and_unknown_command_are_usage_errors(capsys):
     assert run_cli(["nonsense"], capsys)[0] == 2
 
 
+def embed_choices() -> dict[str, tuple[str, ...]]:
+    """``--option`` -> the values ``skbert embed``'s parser accepts for it."""
+    embed = _cli._subcommand_parser(_cli.build_parser(), ["embed"])
+    return {
+        option: tuple(action.choices)
+        for action in embed._actions  # argparse has no public list of them
+        if action.choices is not None
+        for option in action.option_strings
+    }
+
+
 def test_embed_knows_every_pooling():
-    constraint = skbert.BertCLSVectorizer._parameter_constraints["pooling"][0]
-    assert set(_cli_embed.POOLINGS) == constraint.options
+    assert embed_choices()["--pooling"] == POOLINGS  # each one, in the docs' order
+    parser = _cli.build_parser()
+    for pooling in POOLINGS:
+        args = parser.parse_args(["embed", "a.txt", "b.npy", "-m", "m", "--pooling",
+                                  pooling])  # fmt: skip
+        assert _cli_embed.vectorizer_params(args)["pooling"] == pooling
+
+
+@pytest.mark.parametrize(
+    ("option", "vocabulary"),
+    [
+        ("--long-texts", LONG_TEXTS),
+        ("--chunk-combine", CHUNK_COMBINES),
+        ("--dtype", DTYPES),
+        ("--backend", BACKENDS),
+    ],
+)
+def test_embed_offers_each_vocabulary_from_its_one_home(option, vocabulary):
+    assert embed_choices()[option] == vocabulary
 
 
 def test_embed_has_a_flag_for_every_vectorizer_parameter(tmp_path):
