@@ -7,7 +7,9 @@ The scripts run as ``python benchmarks/<script>.py``, so this folder is on
 from __future__ import annotations
 
 import csv
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,3 +45,20 @@ def load_texts(data: str | os.PathLike | None, shipped: str) -> tuple[list[str],
 
         return load_sentiment_sentences(shipped)
     return read_tsv(data)
+
+
+def read_rows(path: Path | None) -> list[dict[str, Any]]:
+    """The result rows a previous run wrote to ``path`` (none if no file)."""
+    if path is None or not path.exists():
+        return []
+    return json.loads(path.read_text())
+
+
+def save_rows(path: Path | None, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` to ``path`` whole (a temporary file, then renamed), so an
+    interrupted run keeps what it measured."""
+    if path is None:
+        return
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(rows, indent=1))
+    os.replace(tmp, path)

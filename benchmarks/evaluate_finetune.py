@@ -20,14 +20,12 @@ Usage (from the repository root; the data are the project's shared sets)::
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import default_model, read_tsv
+from _common import default_model, read_rows, read_tsv, save_rows
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
@@ -157,9 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = range(len(folds))
     if args.only_folds:
         chosen = [int(i) for i in args.only_folds.split(",")]
-    results = (
-        json.loads(args.json.read_text()) if args.json and args.json.exists() else []
-    )
+    results = read_rows(args.json)
     machine = {
         "cpu": cpu_name(),
         "threads": torch.get_num_threads(),
@@ -201,10 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                 + ")",
                 flush=True,
             )
-            if args.json:
-                tmp = args.json.with_suffix(".tmp")
-                tmp.write_text(json.dumps(results, indent=1))
-                os.replace(tmp, args.json)
+            save_rows(args.json, results)
     return 0
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU checks of issues 4 and 14, in one device call (about 6 minutes on
+# The GPU checks of issues 4, 14 and 23 (fine-tuning on CUDA, in
+# tests/test_gpu.py), in one device call (about 6 minutes on
 # one H200): the CUDA tests, then the throughput of skbert's dtype="auto"
 # (bfloat16) against sentence-transformers in float16, on random BERTs of
 # all-MiniLM-L6-v2's shape and of bert-base's shape (a lent machine cannot

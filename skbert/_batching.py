@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._cpu_linear import onednn_linear
-from ._long_texts import Combiner, model_inputs
+from ._long_texts import Combiner, Inputs, model_inputs
 from ._pooling import NUMPY_POOLINGS, POOLINGS
 
 if TYPE_CHECKING:
@@ -28,7 +28,14 @@ if TYPE_CHECKING:
 
     from ._checkpoint import LoadedModel
 
-__all__ = ["EncodingSpec", "RunReport", "iter_pooled", "plan_batches", "pool_batch"]
+__all__ = [
+    "EncodingSpec",
+    "RunReport",
+    "iter_pooled",
+    "plan_batches",
+    "pool_batch",
+    "spec_inputs",
+]
 
 
 @dataclass(frozen=True)
@@ -187,6 +194,20 @@ def _pool_numpy(output: Any, mask: np.ndarray, poolings: tuple[str, ...]) -> np.
     return np.stack(pooled, axis=1).astype(np.float32, copy=False)
 
 
+def spec_inputs(tokenizer: Any, texts: list[str], spec: EncodingSpec) -> Inputs:
+    """The model inputs of ``texts`` (prompt already added) under ``spec``: one
+    per text, or several windows (``spec.long_texts``)."""
+    return model_inputs(
+        tokenizer.content_ids(texts),
+        tokenizer.prefix,
+        tokenizer.suffix,
+        max_length=spec.max_length,
+        strategy=spec.long_texts,
+        head_tokens=spec.head_tokens,
+        stride=spec.stride,
+    )
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` is a device out-of-memory error (CUDA or MPS)."""
     import torch
@@ -288,15 +309,7 @@ def iter_pooled(
 
     try:
         for start in range(0, len(texts), chunk_size):
-            inputs = model_inputs(
-                tokenizer.content_ids(texts[start : start + chunk_size]),
-                tokenizer.prefix,
-                tokenizer.suffix,
-                max_length=spec.max_length,
-                strategy=spec.long_texts,
-                head_tokens=spec.head_tokens,
-                stride=spec.stride,
-            )
+            inputs = spec_inputs(tokenizer, texts[start : start + chunk_size], spec)
             report.truncated.extend(
                 start + i for i, flag in enumerate(inputs.cut) if flag
             )

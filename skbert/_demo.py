@@ -22,6 +22,7 @@ from ._cli_options import (
     add_device_argument,
     at_least,
 )
+from ._cli_progress import rate
 
 __all__ = ["add_arguments", "run"]
 
@@ -144,6 +145,18 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values))
 
 
+def _device_label(device: str) -> str:
+    """The device the demo encodes on, as a person reads it."""
+    import torch
+
+    from ._device import resolve_devices
+
+    chosen = resolve_devices(device)[0]
+    if chosen.type == "cpu":
+        return f"{torch.get_num_threads()} CPU threads"
+    return str(chosen)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``skbert demo`` with parsed ``args``; returns the exit code."""
     import joblib
@@ -191,8 +204,10 @@ def run(args: argparse.Namespace) -> int:
     )
     probe = vectorizer.fit([])  # loads and checks the checkpoint; shared by clones
     info = probe.model_.info  # what `skbert info` reports from, too
+    parameters = sum(p.numel() for p in probe.model_.torch_model.model.parameters())
     print(
-        f"    {probe.n_layers_ - 1} layers, {probe.hidden_size_}-dimensional vectors, "
+        f"    {parameters / 1e6:.1f} million parameters, {probe.n_layers_ - 1} layers, "
+        f"{probe.hidden_size_}-dimensional vectors, "
         f"trained pooler: {'yes' if pooler_usable(info) else 'no'}"
     )
     poolings = list(available_poolings(info))
@@ -230,7 +245,11 @@ def run(args: argparse.Namespace) -> int:
     )
     started_encoding = time.perf_counter()
     probe.transform(texts)
-    print(f"    Encoded in {time.perf_counter() - started_encoding:.0f} s.")
+    seconds = time.perf_counter() - started_encoding
+    print(
+        f"    Encoded in {seconds:.0f} s ({rate(len(texts), seconds)} on "
+        f"{_device_label(args.device)}): what this model costs per text."
+    )
 
     pipe = Pipeline([("bert", vectorizer), ("clf", LogisticRegression(max_iter=1000))])
     pipe.set_params(bert__show_progress_bar=False)  # every fit is a cache hit now

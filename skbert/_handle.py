@@ -131,6 +131,10 @@ class ModelSource:
             self.name, revision=self.revision, local_files_only=self.local_files_only
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        # without a tuning key, the state skbert 0.2 writes (and reads)
+        return _source_state(self)
+
     def __setstate__(self, state: object) -> None:
         names = {f.name for f in fields(self)}
         if not isinstance(state, dict) or not {"name"} <= set(state) <= names:

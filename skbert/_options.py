@@ -20,6 +20,7 @@ __all__ = [
     "PERSIST_OPTIONS",
     "POOLINGS",
     "TOKEN_POOLINGS",
+    "TUNING_DEFAULTS",
 ]
 
 #: Every ``pooling`` value, in the order the docs and the CLI list them.
@@ -44,6 +45,17 @@ PERSIST_OPTIONS = ("weights", "reference")
 #: through a temporary linear head on the pooled vector; ``"contrastive"``:
 #: SetFit's recipe, cosine similarity of same-label / different-label pairs.
 FINE_TUNE_OBJECTIVES = ("classification", "contrastive")
+#: Defaults of the parameters that only fine-tuning reads, and the objective
+#: that reads each (``None``: every objective).
+TUNING_DEFAULTS = {
+    "tune_epochs": (1, None),
+    "tune_learning_rate": (5e-5, None),
+    "tune_batch_size": (16, None),
+    "tune_warmup": (0.1, None),
+    "tune_layers": (None, None),
+    "tune_pairs": (20, "contrastive"),
+    "tune_max_steps": (None, None),
+}
 #: Texts per forward pass.
 DEFAULT_BATCH_SIZE = 128
 #: Padded tokens per forward pass (measured: see docs/performance.md).

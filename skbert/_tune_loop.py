@@ -10,28 +10,29 @@ length), with gradients -> the objective's loss -> AdamW with linear
 warm-up and decay.
 
 The base model is never changed: a deep copy is trained. Everything random
-(the examples, dropout, the temporary head) comes from the seed, under
-:func:`torch.random.fork_rng`, so the caller's random state is left as it
-was and the same data and seed give bitwise the same weights on the CPU.
+(the examples, dropout, the temporary head) comes from the seed, and the
+generators' states are put back afterwards, so the caller's random state is
+left as it was and the same data and seed give bitwise the same weights on
+the CPU.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._batching import EncodingSpec, collate, pool_batch
+from ._batching import EncodingSpec, collate, pool_batch, spec_inputs
 from ._encoding import prepare
-from ._long_texts import model_inputs
 from ._tune_pairs import contrastive_pairs, epoch_batches
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
     from ._checkpoint import LoadedModel
 
-__all__ = ["TuningPlan", "TuningReport", "tune"]
+__all__ = ["TextVectors", "TuningPlan", "TuningReport", "text_windows", "tune"]
 
 LOGGER = logging.getLogger("skbert.fine_tune")
 
@@ -49,6 +50,8 @@ HEAD_LEARNING_RATE_FACTOR = 20.0
 #: AdamW's weight decay and the gradient-norm clip (the usual BERT recipe).
 WEIGHT_DECAY = 0.01
 MAX_GRAD_NORM = 1.0
+#: Batches per group of examples sorted by length (see ``epoch_batches``).
+GROUP = 32
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ def _choose_trainable(model: Any, layers: int | None, description: str) -> None:
             parameter.requires_grad_(not embedding)
 
 
-class _Vectors:
+class TextVectors:
     """The pooled vectors of texts, as ``transform`` computes them, with
     gradients: windows combined, Dense layers, unit length."""
 
@@ -148,10 +151,17 @@ class _Vectors:
                 activation = getattr(torch.nn, declared.activation)()
                 self.dense.append((weight, bias, activation))
 
+    def rows(self, text: int) -> int:
+        """Model inputs of a text (its windows)."""
+        return len(self.windows[text])
+
+    def longest(self, text: int) -> int:
+        """Tokens of a text's longest model input."""
+        return max(len(row) for row in self.windows[text])
+
     def tokens(self, text: int) -> int:
-        """Padded-token cost of a text (its windows at their longest)."""
-        rows = self.windows[text]
-        return len(rows) * max(len(row) for row in rows)
+        """Padded-token cost of a text alone (its windows at their longest)."""
+        return self.rows(text) * self.longest(text)
 
     def __call__(self, texts: list[int]) -> torch.Tensor:
         import torch
@@ -193,23 +203,78 @@ class _Vectors:
         return sums / totals[:, None]
 
 
+def text_windows(
+    loaded: LoadedModel, spec: EncodingSpec, texts: list[str]
+) -> list[list[list[int]]]:
+    """Each text's model inputs (one, or its windows), as ``transform`` makes
+    them: prompt, lower-casing, ``long_texts``."""
+    inputs = spec_inputs(loaded.tokenizer, prepare(texts, spec), spec)
+    windows: list[list[list[int]]] = [[] for _ in texts]
+    for row, owner in zip(inputs.rows, inputs.owner, strict=True):
+        windows[owner].append(row)
+    return windows
+
+
 def _micro_batches(
-    examples: list[list[int]], cost: Callable[[int], int], budget: int | None
+    examples: list[list[int]], vectors: TextVectors, budget: int | None
 ) -> list[list[int]]:
     """Positions of ``examples`` (each a list of texts) grouped so that each
-    group's padded tokens stay within ``budget`` (a larger example alone)."""
+    group, padded to its longest row as one forward pass, holds at most
+    ``budget`` tokens (an example that alone holds more is a group of its own)."""
     if budget is None:
         return [list(range(len(examples)))]
     groups: list[list[int]] = [[]]
-    used = 0
+    rows = longest = 0
     for position, texts in enumerate(examples):
-        need = sum(cost(text) for text in texts)
-        if groups[-1] and used + need > budget:
+        own_rows = sum(vectors.rows(text) for text in texts)
+        own_longest = max(vectors.longest(text) for text in texts)
+        wider = max(longest, own_longest)
+        if groups[-1] and (rows + own_rows) * wider > budget:
             groups.append([])
-            used = 0
+            rows, wider = 0, own_longest
         groups[-1].append(position)
-        used += need
+        rows += own_rows
+        longest = wider
     return groups
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed the CPU generator (and the tuning device's) for the block, then
+    put back the states they had: the caller's random state is untouched."""
+    import torch
+
+    cpu = torch.get_rng_state()
+    saved = None
+    if device.type == "cuda":
+        saved = torch.cuda.get_rng_state(device)
+    elif device.type == "mps":
+        saved = torch.mps.get_rng_state()
+    try:
+        torch.random.default_generator.manual_seed(seed)
+        if device.type == "cuda":
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
+        elif device.type == "mps":
+            torch.mps.manual_seed(seed)
+        yield
+    finally:
+        torch.set_rng_state(cpu)
+        if device.type == "cuda":
+            torch.cuda.set_rng_state(saved, device)
+        elif device.type == "mps":
+            torch.mps.set_rng_state(saved)
+
+
+def _adamw(groups: list[dict[str, Any]]) -> Any:
+    """AdamW, fused where this torch has it for the device (a third of the
+    step time of the per-tensor loop on the CPU), else the per-tensor loop."""
+    import torch
+
+    try:
+        return torch.optim.AdamW(groups, weight_decay=WEIGHT_DECAY, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(groups, weight_decay=WEIGHT_DECAY)
 
 
 def _schedule(total: int, warmup: float) -> Callable[[int], float]:
@@ -259,20 +324,7 @@ def tune(
     _choose_trainable(model, plan.layers, description)
     loaded = dataclasses.replace(base, model=model, dtype=torch.float32)
 
-    tokenizer = base.tokenizer
-    inputs = model_inputs(
-        tokenizer.content_ids(prepare(texts, spec)),
-        tokenizer.prefix,
-        tokenizer.suffix,
-        max_length=spec.max_length,
-        strategy=spec.long_texts,
-        head_tokens=spec.head_tokens,
-        stride=spec.stride,
-    )
-    windows: list[list[list[int]]] = [[] for _ in texts]
-    for row, owner in zip(inputs.rows, inputs.owner, strict=True):
-        windows[owner].append(row)
-    vectors_of = _Vectors(loaded, spec, windows)
+    vectors_of = TextVectors(loaded, spec, text_windows(base, spec, texts))
 
     rng = np.random.default_rng(plan.seed)
     n_classes = int(codes.max()) + 1
@@ -281,15 +333,17 @@ def tune(
         examples = [list(pair) for pair in pairs.tolist()]
     else:
         examples = [[i] for i in range(len(texts))]
-    per_epoch = math.ceil(len(examples) / plan.batch_size)
+    costs = np.array([max(vectors_of.tokens(t) for t in ex) for ex in examples])
+    per_epoch = sum(
+        math.ceil(min(len(examples) - start, plan.batch_size * GROUP) / plan.batch_size)
+        for start in range(0, len(examples), plan.batch_size * GROUP)
+    )
     total = per_epoch * plan.epochs
     if plan.max_steps is not None:
         total = min(total, plan.max_steps)
     report = TuningReport(examples=len(examples))
 
-    fork_devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices):
-        torch.manual_seed(plan.seed)
+    with _seeded(plan.seed, device):
         head = None
         if plan.objective == "classification":
             head = torch.nn.Linear(spec.output_size, n_classes).to(device)
@@ -311,31 +365,27 @@ def tune(
                     "lr": plan.learning_rate * HEAD_LEARNING_RATE_FACTOR,
                 }
             )
-        optimizer = torch.optim.AdamW(groups, weight_decay=WEIGHT_DECAY)
+        optimizer = _adamw(groups)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, _schedule(total, plan.warmup)
         )
         trainable = [p for group in groups for p in group["params"]]
-        autocast = torch.autocast(
-            device.type,
-            dtype=torch.bfloat16,
-            enabled=device.type == "cuda" and torch.cuda.is_bf16_supported(),
-        )
+        autocast = contextlib.nullcontext()
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            autocast = torch.autocast("cuda", dtype=torch.bfloat16)
         model.train()
         with _progress(total, show_progress_bar) as bar:
             for epoch in range(plan.epochs):
                 if report.steps >= total:
                     break
                 losses = []
-                for batch in epoch_batches(len(examples), plan.batch_size, rng):
+                for batch in epoch_batches(costs, plan.batch_size, rng, GROUP):
                     if report.steps >= total:
                         break
                     optimizer.zero_grad(set_to_none=True)
                     chosen = [examples[i] for i in batch]
                     batch_loss = 0.0
-                    for group in _micro_batches(
-                        chosen, vectors_of.tokens, max_batch_tokens
-                    ):
+                    for group in _micro_batches(chosen, vectors_of, max_batch_tokens):
                         part = [batch[g] for g in group]
                         with autocast:
                             if head is not None:

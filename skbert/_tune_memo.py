@@ -115,6 +115,8 @@ def read_entry(
         return None  # damaged: tuned again
     if not isinstance(record, dict) or record.get("weights") != loaded.fingerprint:
         return None
+    with contextlib.suppress(OSError):  # used: the last to be evicted
+        os.utime(entry / _RECORD)
     return loaded, record.get("report", {})
 
 
@@ -128,22 +130,41 @@ def write_entry(entry: Path | None, files: dict[str, bytes], record: dict) -> No
         for name, data in files.items():
             (tmp / name).parent.mkdir(exist_ok=True)
             (tmp / name).write_bytes(data)
-        (tmp / _RECORD).write_text(json.dumps(record), encoding="utf-8")
+        _write_record(tmp, record)
         shutil.rmtree(entry, ignore_errors=True)
         os.replace(tmp, entry)
-        _evict(entry.parent)
-    except OSError as exc:
+    except BaseException as exc:  # Ctrl-C too: nothing half-written stays
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+        if not isinstance(exc, OSError):
+            raise
         _warn(exc)
+        return
+    _evict(entry.parent)
+
+
+def _write_record(folder: Path, record: dict) -> None:
+    """The entry's record, written last: an entry without one is not whole."""
+    (folder / _RECORD).write_text(json.dumps(record), encoding="utf-8")
 
 
 def _evict(root: Path) -> None:
-    """Remove the oldest entries beyond :data:`MAX_ENTRIES`."""
-    entries = [p for p in root.iterdir() if p.is_dir() and (p / _RECORD).exists()]
-    entries.sort(key=lambda p: p.stat().st_mtime_ns)
-    for stale in entries[: max(0, len(entries) - MAX_ENTRIES)]:
-        shutil.rmtree(stale, ignore_errors=True)
+    """Remove the least recently used entries beyond :data:`MAX_ENTRIES`, each
+    only while no process holds its key (one being read or written stays)."""
+    import fcntl
+
+    entries = []
+    for entry in root.iterdir():
+        with contextlib.suppress(OSError):  # gone meanwhile
+            entries.append(((entry / _RECORD).stat().st_mtime_ns, entry))
+    entries.sort()
+    for _, stale in entries[: max(0, len(entries) - MAX_ENTRIES)]:
+        try:
+            with open(root / f"{stale.name}.lock", "a+b") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(stale, ignore_errors=True)
+        except OSError:  # in use by another process, or no longer there
+            continue
 
 
 def _warn(exc: OSError) -> None:

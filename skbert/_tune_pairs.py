@@ -47,9 +47,21 @@ def contrastive_pairs(
 
 
 def epoch_batches(
-    n_examples: int, batch_size: int, rng: np.random.Generator
+    costs: np.ndarray, batch_size: int, rng: np.random.Generator, group: int = 32
 ) -> list[np.ndarray]:
-    """One epoch's examples, shuffled, in batches of ``batch_size`` (the last
-    may be smaller)."""
-    order = rng.permutation(n_examples)
-    return [order[i : i + batch_size] for i in range(0, n_examples, batch_size)]
+    """One epoch's examples in shuffled batches of ``batch_size`` (the last of
+    each group may be smaller) that hold examples of similar ``costs``.
+
+    The examples are shuffled, cut into groups of ``group`` batches, sorted by
+    cost within each group and batched; the batches are shuffled again. So
+    each batch is padded little (a random batch of sentences is padded to
+    about twice its mean length) while the order stays random.
+    """
+    order = rng.permutation(len(costs))
+    span = batch_size * group
+    batches = []
+    for start in range(0, len(order), span):
+        part = order[start : start + span]
+        part = part[np.argsort(-costs[part], kind="stable")]
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ._options import TUNING_DEFAULTS
+
 __all__ = ["unused_option_warnings"]
 
 #: Option -> (its default, which does nothing anywhere; the ``long_texts``
@@ -46,6 +48,8 @@ def unused_option_warnings(params: Mapping[str, Any]) -> list[str]:
     long_texts='chunk' only.
     >>> unused_option_warnings({"long_texts": "chunk", "stride": 32})
     []
+    >>> print(*unused_option_warnings({"fine_tune": None, "tune_epochs": 3}))
+    tune_epochs=3 does nothing with fine_tune=None: it applies to fine-tuning only.
     """
     strategy = params.get("long_texts", "truncate")
     messages = []
@@ -56,4 +60,14 @@ def unused_option_warnings(params: Mapping[str, Any]) -> list[str]:
                 f"{name}={value!r} does nothing with long_texts={strategy!r}: it "
                 f"applies to long_texts={used_by!r} only."
             )
+    objective = params.get("fine_tune")
+    for name, (default, used_by) in TUNING_DEFAULTS.items():
+        value = params.get(name, default)
+        if value == default or objective is not None and used_by in (None, objective):
+            continue
+        applies = "fine-tuning" if used_by is None else f"fine_tune={used_by!r}"
+        messages.append(
+            f"{name}={value!r} does nothing with fine_tune={objective!r}: it "
+            f"applies to {applies} only."
+        )
     return messages

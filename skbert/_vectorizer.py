@@ -35,6 +35,7 @@ from ._options import (
     LONG_TEXTS,
     PERSIST_OPTIONS,
     POOLINGS,
+    TUNING_DEFAULTS,
 )
 from ._sklearn_compat import Interval, StrOptions, fit_context, validate_params
 
@@ -234,8 +235,9 @@ class BertCLSVectorizer(
         Seed of everything random in tuning (the order and pairs of examples,
         dropout, the temporary head). An int gives bitwise the same tuned
         encoder for the same data on the CPU, and lets a search reuse a
-        fold's tuned encoder across candidates. The global random state is
-        left as it was.
+        fold's tuned encoder across candidates. ``None`` draws a seed from
+        numpy's global random state, as scikit-learn's estimators do; torch's
+        random state is left as it was.
 
     Attributes
     ----------
@@ -352,13 +354,13 @@ class BertCLSVectorizer(
         stride: int = 0,
         chunk_combine: str = "mean",
         fine_tune: str | None = None,
-        tune_epochs: int = 1,
-        tune_learning_rate: float = 5e-5,
-        tune_batch_size: int = 16,
-        tune_warmup: float = 0.1,
-        tune_layers: int | None = None,
-        tune_pairs: int = 20,
-        tune_max_steps: int | None = None,
+        tune_epochs: int = TUNING_DEFAULTS["tune_epochs"][0],
+        tune_learning_rate: float = TUNING_DEFAULTS["tune_learning_rate"][0],
+        tune_batch_size: int = TUNING_DEFAULTS["tune_batch_size"][0],
+        tune_warmup: float = TUNING_DEFAULTS["tune_warmup"][0],
+        tune_layers: int | None = TUNING_DEFAULTS["tune_layers"][0],
+        tune_pairs: int = TUNING_DEFAULTS["tune_pairs"][0],
+        tune_max_steps: int | None = TUNING_DEFAULTS["tune_max_steps"][0],
         random_state: int | np.random.RandomState | None = None,
     ) -> None:
         self.model_name_or_path = model_name_or_path
@@ -529,10 +531,11 @@ class BertCLSVectorizer(
         if self.fine_tune is None:
             return None
         params = {name: getattr(self, name) for name in TUNING_PARAMETERS}
-        if not isinstance(params["random_state"], Integral):
-            params["random_state"] = repr(params["random_state"])
-        else:
-            params["random_state"] = int(params["random_state"])
+        seed = params["random_state"]
+        if isinstance(seed, Integral):
+            params["random_state"] = int(seed)
+        elif seed is not None:  # its repr names its address: not kept across pickles
+            params["random_state"] = type(seed).__name__
         return params
 
     def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:

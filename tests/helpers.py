@@ -328,6 +328,26 @@ def run_python(code: str, *, cwd: str | os.PathLike, timeout: float = 300) -> st
     return finish_python(start_python(code, cwd=cwd), timeout=timeout)
 
 
+def run_in_private_tmp(code: str, tmp_path: Path, **env_vars: str) -> Path:
+    """Run ``code`` in a fresh interpreter (offline, empty HF home) whose
+    temporary folder is ``tmp_path / "tmp"`` (returned: what it left there can be
+    checked), with the tests folder importable and ``env_vars`` set."""
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    env = clean_env(tmp_path / "hf-home")
+    tests = str(Path(__file__).parent)
+    env.update(
+        TMPDIR=str(private_tmp),
+        PYTHONPATH=os.pathsep.join([tests, env.get("PYTHONPATH", "")]),
+        **env_vars,
+    )
+    done = subprocess.run(
+        child_command(code), env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return private_tmp
+
+
 def cuda_available() -> bool:
     import torch
 

@@ -54,3 +54,23 @@ def test_pickle_fitted_on_cuda_runs_on_cpu(tiny_model_dir, texts):
     on_cpu = vectorizer(tiny_model_dir, pooling="mean").fit(texts).transform(texts)
 
     np.testing.assert_allclose(moved.transform(texts), on_cpu, atol=1e-5, rtol=0)
+
+
+def test_fine_tuning_on_cuda_learns_and_its_pickle_runs_on_cpu(tiny_model_dir):
+    """The same tuning code on CUDA, under bfloat16 autocast where supported."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from test_fine_tune import FAST, word_task
+
+    X_train, X_test, y_train, y_test = train_test_split(
+        *word_task(400), test_size=0.5, random_state=0
+    )
+    bert = vectorizer(
+        tiny_model_dir, device="cuda", dtype="auto", fine_tune="classification", **FAST
+    )
+    pipe = make_pipeline(bert, LogisticRegression(max_iter=1000)).fit(X_train, y_train)
+
+    assert pipe.score(X_test, y_test) > 0.9
+    moved = pickle.loads(pickle.dumps(pipe[0])).set_params(device="cpu")
+    assert cosine(moved.transform(X_test), pipe[0].transform(X_test)).min() > 0.99

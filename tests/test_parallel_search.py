@@ -8,14 +8,10 @@ exits nothing it made is left in that folder.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 from counting import LOG_ENV
-from helpers import clean_env, distinct_texts, vectorizer
+from helpers import distinct_texts, run_in_private_tmp, vectorizer
 
 SEARCH = """
 import numpy as np
@@ -37,25 +33,9 @@ print("best", search.best_params_["bert__pooling"])
 
 
 def run_search(folder: Path, texts: list[str], tmp_path: Path) -> tuple[int, set]:
-    private_tmp = tmp_path / "tmp"
-    private_tmp.mkdir()
     log = tmp_path / "forward.log"
-    env = clean_env(tmp_path / "hf-home")
-    tests = str(Path(__file__).parent)
-    env.update(
-        TMPDIR=str(private_tmp),
-        PYTHONPATH=os.pathsep.join([tests, env.get("PYTHONPATH", "")]),
-        **{LOG_ENV: str(log)},
-    )
-    code = textwrap.dedent(SEARCH.format(texts=texts, folder=str(folder)))
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    code = SEARCH.format(texts=texts, folder=str(folder))
+    private_tmp = run_in_private_tmp(code, tmp_path, **{LOG_ENV: str(log)})
     numbers = log.read_text().split()
     rows = sum(int(n) for n in numbers[1::2])
     pids = {int(pid) for pid in numbers[0::2]}
