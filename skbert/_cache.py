@@ -552,10 +552,34 @@ def _disk_store(directory: Path, max_bytes: int | None = None) -> DiskStore:
         return store
 
 
+#: Words a user may mean as a setting, never as a folder name: refused rather
+#: than made into a cache folder of that name.
+_SETTING_WORDS = frozenset(
+    {"", "none", "null", "off", "false", "no", "0", "auto", "on", "true", "yes", "1"}
+)
+
+
+def check_cache(cache: object) -> None:
+    """Refuse a ``cache`` value that looks like a setting but is not ``"auto"``
+    (``"None"``, ``"off"``, ``"Auto"``, ``""``, ...): it would otherwise name a
+    folder. A folder of such a name is still given as a path (``"./none"``)."""
+    if isinstance(cache, str) and cache != "auto":
+        word = cache.strip()
+        if word.lower() in _SETTING_WORDS:
+            named = f"; a folder named {word!r} is written './{word}'" if word else ""
+            raise ValueError(
+                f"cache={cache!r} is neither 'auto' nor a folder skbert would make: "
+                "use cache=None to turn caching off, cache='auto' for the "
+                "in-process cache, or a folder path (e.g. './skbert-cache'"
+                f"{named})."
+            )
+
+
 def get_store(
     cache: str | os.PathLike | None,
 ) -> MemoryStore | DiskStore | LayeredStore | None:
     """The store a ``cache`` parameter value names (``None``: no caching)."""
+    check_cache(cache)
     if cache is None:
         return None
     if isinstance(cache, str) and cache == "auto":

@@ -79,8 +79,25 @@ def check_texts(X: object) -> list[str]:
     ...
     TypeError: Every text must be a str; element at position 1 is None.
     """
-    if isinstance(X, (str, bytes)):
+    if isinstance(X, str):
         raise ValueError(_STRING_ERROR)
+    if isinstance(X, (bytes, bytearray, memoryview)):
+        raise TypeError(
+            "Iterable over raw text documents expected, "
+            f"{type(X).__name__} object received: texts are str; decode the bytes "
+            "first (e.g. data.decode('utf-8')) and pass a list of texts."
+        )
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            f"Expected texts; got a scipy sparse matrix (shape {X.shape}), which "
+            "holds numbers, such as the output of a vectorizer. Pass the raw texts "
+            "(a list, 1-D array or pandas Series of str)."
+        )
+    if isinstance(X, np.ndarray) and X.ndim == 0:
+        raise ValueError(
+            f"Expected a 1-D sequence of texts; got a 0-d array (a single value, "
+            f"{_describe(X.item())}). Wrap a single text in a list: [text]."
+        )
     X = _flatten_one_column(X)
     if _is_polars(X) and hasattr(X, "to_list"):  # polars Series: nulls are None
         X = X.to_list()

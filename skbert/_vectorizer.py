@@ -24,6 +24,7 @@ from sklearn.base import (
 )
 from sklearn.utils.validation import check_is_fitted
 
+from ._cache import check_cache
 from ._inputs import check_texts
 from ._options import (
     BACKENDS,
@@ -186,7 +187,9 @@ class BertCLSVectorizer(
         (1 GiB by default, see
         [`set_memory_cache_limit`][skbert.set_memory_cache_limit]),
         ``None`` turns caching off, and a directory gives a persistent cache
-        shared by processes and sessions. One forward pass stores every
+        shared by processes and sessions (a string that looks like a setting,
+        such as ``"None"``, ``"off"`` or ``"Auto"``, is refused rather than
+        made a folder). One forward pass stores every
         pooling, so switching ``pooling`` is a cache hit. Keys include the
         weights' and tokenizer's fingerprints, ``max_length``, ``layers`` and
         the text, so a stale vector is never served.
@@ -436,6 +439,7 @@ class BertCLSVectorizer(
         from ._unused import unused_option_warnings
 
         texts = check_texts(X)
+        check_cache(self.cache)
         if self.fine_tune is not None:
             from ._tune_targets import class_codes
 

@@ -267,3 +267,27 @@ def test_a_collected_disk_store_closes_its_presence_file(tmp_path):
     assert [message for message in unclosed if "presence.lock" in message] == []
     with open(tmp_path / "cache" / "presence.lock", "a+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds it now
+
+
+LOOK_ALIKES = ["None", "none", "", "Auto", "auto ", "off", "AUTO", "false", "0"]
+
+
+@pytest.mark.parametrize("word", LOOK_ALIKES)
+def test_a_word_that_is_not_a_cache_value_is_refused_not_made_a_folder(
+    tiny_model_dir, tmp_path, monkeypatch, word
+):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"cache=.*use cache=None"):
+        vectorizer(tiny_model_dir, cache=word).fit_transform(["a great film"])
+    with pytest.raises(ValueError, match=r"cache=.*use cache=None"):
+        skbert.cache_info(word)
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_folder_named_like_a_word_is_still_a_cache_given_as_a_path(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    vectorizer(tiny_model_dir, cache="./none").fit_transform(["a great film"])
+    assert skbert.cache_info(tmp_path / "none")["entries"] == 1
