@@ -3,7 +3,7 @@
 A copy of the behaviour of ``sklearn.utils._param_validation`` and
 ``sklearn.base._fit_context`` for the constraint kinds that
 ``BertCLSVectorizer._parameter_constraints`` uses: types, ``None``,
-``"boolean"``, ``StrOptions`` and ``Interval``. scikit-learn keeps
+``"boolean"``, ``"random_state"``, ``StrOptions`` and ``Interval``. scikit-learn keeps
 those helpers private, so a release may move them; ``_sklearn_compat`` then
 falls back to this module. ``tests/test_sklearn_compat.py`` holds the two to
 the same verdict for every parameter and a range of values.
@@ -66,22 +66,22 @@ class Interval:
             return False
         if not isinstance(value, Integral) and math.isnan(value):
             return False
-        low_ok = self.left is None or (
-            value >= self.left if self.closed in ("left", "both") else value > self.left
-        )
-        high_ok = self.right is None or (
-            value <= self.right
-            if self.closed in ("right", "both")
-            else value < self.right
-        )
+        # an open end excludes infinity itself, as scikit-learn's does
+        left = -math.inf if self.left is None else self.left
+        right = math.inf if self.right is None else self.right
+        low_ok = value >= left if self.closed in ("left", "both") else value > left
+        high_ok = value <= right if self.closed in ("right", "both") else value < right
         return bool(low_ok and high_ok)
+
+    def _bound(self, value: float) -> float:
+        return value if self.type is Integral else float(value)
 
     def __str__(self) -> str:
         kind = "an int" if self.type is Integral else "a float"
         left = "[" if self.closed in ("left", "both") else "("
         right = "]" if self.closed in ("right", "both") else ")"
-        low = "-inf" if self.left is None else self.left
-        high = "inf" if self.right is None else self.right
+        low = "-inf" if self.left is None else self._bound(self.left)
+        high = "inf" if self.right is None else self._bound(self.right)
         return f"{kind} in the range {left}{low}, {high}{right}"
 
 
@@ -95,11 +95,21 @@ def _type_name(kind: type) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
+#: scikit-learn's ``"random_state"``: a seed, a ``RandomState`` or ``None``.
+_SEED = Interval(Integral, 0, 2**32 - 1, closed="both")
+
+
 def _satisfies(constraint: object, value: object) -> bool:
     if constraint is None:
         return value is None
     if constraint == "boolean":
         return isinstance(value, (bool, np.bool_))
+    if constraint == "random_state":
+        return (
+            value is None
+            or isinstance(value, np.random.RandomState)
+            or _SEED.is_satisfied_by(value)
+        )
     if isinstance(constraint, type):
         return isinstance(value, constraint)
     return constraint.is_satisfied_by(value)  # StrOptions, Interval (ours or theirs)
@@ -110,6 +120,8 @@ def _describe(constraint: object) -> str:
         return "None"
     if constraint == "boolean":
         return "an instance of 'bool' or an instance of 'numpy.bool'"
+    if constraint == "random_state":
+        return f"{_SEED}, an instance of 'numpy.random.mtrand.RandomState' or None"
     if isinstance(constraint, type):
         return f"an instance of {_type_name(constraint)!r}"
     return str(constraint)

@@ -36,7 +36,7 @@ import skbert._tune_loop
 FAST = {"tune_learning_rate": 3e-3, "tune_epochs": 8, "random_state": 0}
 FAST_CONTRASTIVE = {
     "tune_learning_rate": 3e-3,
-    "tune_epochs": 3,
+    "tune_epochs": 4,  # reaches 100% for each of the seeds 0-3
     "tune_pairs": 8,
     "random_state": 0,
 }
