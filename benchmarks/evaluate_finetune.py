@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from _common import default_model, read_rows, read_tsv, save_rows
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -127,6 +128,57 @@ def splits(data: dict[str, Any], folds: int) -> list[tuple[Any, Any, Any, Any]]:
     return out
 
 
+def encoding_cost(args: argparse.Namespace, texts: list[str]) -> list[dict]:
+    """What encoding costs with ``args.model``: texts per second (wall and CPU,
+    median of ``--cost-rounds`` rounds over ``--cost-texts`` texts, no cache)
+    per backend that runs the model, and its size in parameters."""
+    from skbert import BertCLSVectorizer
+
+    texts = texts[: args.cost_texts]
+    rows = []
+    for backend in ("torch", "onnx"):
+        vectorizer = BertCLSVectorizer(
+            model_name_or_path=args.model,
+            pooling=args.pooling,
+            max_length=args.max_length,
+            long_texts=args.long_texts,
+            device="cpu",
+            batch_size=32,
+            backend=backend,
+            cache=None,
+            show_progress_bar=False,
+        )
+        try:
+            vectorizer.fit(texts[:1])
+        except ValueError as exc:  # a family without an ONNX export yet
+            print(f"cost: {backend} does not run this model: {exc}", flush=True)
+            continue
+        walls, cpus = [], []
+        for _ in range(args.cost_rounds):
+            wall, cpu = time.perf_counter(), time.process_time()
+            vectorizer.transform(texts)
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+        model = vectorizer.model_.torch_model.model
+        rows.append(
+            {
+                "task": args.task,
+                "row": f"encode:{backend}" + (f"@{args.label}" if args.label else ""),
+                "texts": len(texts),
+                "texts_per_second": len(texts) / float(np.median(walls)),
+                "texts_per_cpu_second": len(texts) / float(np.median(cpus)),
+                "rounds": args.cost_rounds,
+                "parameters": sum(p.numel() for p in model.parameters()),
+            }
+        )
+        print(
+            f"cost: {backend}: {rows[-1]['texts_per_second']:.0f} texts/s "
+            f"({rows[-1]['texts_per_cpu_second']:.0f} per CPU-second)",
+            flush=True,
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="mr")
@@ -146,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--label", default=None, help="row label suffix in the JSON")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--cost", action="store_true", help="measure encoding speed, then stop"
+    )
+    parser.add_argument("--cost-texts", type=int, default=1000)
+    parser.add_argument("--cost-rounds", type=int, default=5)
     args = parser.parse_args(argv)
     args.model = args.model or default_model()
     import torch
@@ -161,6 +218,13 @@ def main(argv: list[str] | None = None) -> int:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
+    if args.cost:
+        texts = data["texts"] if "texts" in data else data["train"][0]
+        rows = encoding_cost(args, texts)
+        for row in rows:
+            row["machine"] = machine
+        save_rows(args.json, read_rows(args.json) + rows)
+        return 0
     for name in args.rows.split(","):
         for fold in chosen:
             X_train, y_train, X_test, y_test = folds[fold]

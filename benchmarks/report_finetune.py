@@ -40,6 +40,20 @@ def accuracy_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def cost_table(rows: list[dict]) -> str:
+    lines = [
+        "| row | parameters | texts/s | texts per CPU-second | texts x rounds |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['row']} | {row['parameters'] / 1e6:.1f} M | "
+            f"{row['texts_per_second']:.0f} | {row['texts_per_cpu_second']:.0f} | "
+            f"{row['texts']} x {row['rounds']} |"
+        )
+    return "\n".join(lines)
+
+
 def setfit_table(rows: list[dict]) -> str:
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rows:
@@ -65,9 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setfit", type=Path, default=None)
     args = parser.parse_args(argv)
     rows = [row for path in args.results for row in json.loads(path.read_text())]
+    costs = [row for row in rows if "texts_per_second" in row]
+    rows = [row for row in rows if "accuracy" in row]
     if rows:
         print(accuracy_table(rows))
         print(f"\nCPU: {rows[0]['machine']['cpu']}")
+    if costs:
+        print()
+        print(cost_table(costs))
     if args.setfit:
         print()
         print(setfit_table(json.loads(args.setfit.read_text())))
