@@ -681,7 +681,8 @@ def run(args: argparse.Namespace) -> int:
         f"skbert embed: wrote {n_texts} vectors of dimension "
         f"{width} to {output}{_text_summary(n_texts, blank, source)}"
         + (
-            f"; {tokens} tokens read by the model, {truncated} texts truncated, "
+            f"; {tokens} tokens read by the model, {truncated} "
+            f"{'text' if truncated == 1 else 'texts'} truncated, "
             f"{seconds:.1f} s ({rate(n_texts, seconds)})"
             if n_texts
             else ""

@@ -49,7 +49,17 @@ def run(args: argparse.Namespace) -> int:
 
     from ._export import export_onnx
 
-    estimator = joblib.load(args.model)
+    try:
+        estimator = joblib.load(args.model)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except Exception as exc:  # not a pickle: a usage problem, one line
+        detail = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+        raise ValueError(
+            f"{args.model} is not a fitted model saved with joblib.dump or pickle "
+            f"({detail}). Save the fitted pipeline with joblib.dump(pipeline, "
+            "'model.joblib') and export that file."
+        ) from exc
     check_texts = None if args.check_texts is None else _read_lines(args.check_texts)
     try:
         report = export_onnx(

@@ -289,6 +289,20 @@ def _compare(
     return _Comparison(**figures)
 
 
+def _require_export_extra() -> None:
+    """Say what to install before any work, naming the missing module."""
+    import importlib
+
+    for module in ("onnx", "onnxruntime"):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ImportError(
+                f"Exporting to ONNX needs {module}, which is not installed: pip "
+                'install "skbert[export]" (onnx, onnxruntime, onnxscript, skl2onnx).'
+            ) from exc
+
+
 def export_onnx(
     estimator: Any,
     path: str | os.PathLike,
@@ -375,6 +389,7 @@ def export_onnx(
     from ._export_graph import vectorizer_recipe
     from ._onnx import TOLERANCE
 
+    _require_export_extra()
     named = _steps(estimator)
     steps = named[1:]  # the scikit-learn steps after the vectorizer
     loaded, spec = vectorizer_recipe(named[0][1])

@@ -136,11 +136,11 @@ def test_summary_counts_tokens_truncated_and_rate(
     code, out, err = run_cli([*args, "--cache", cache], capsys)
 
     assert code == 0, err
-    assert f"; {sum(lengths)} tokens read by the model, 1 texts truncated, " in out
+    assert f"; {sum(lengths)} tokens read by the model, 1 text truncated, " in out
     assert re.search(r"\d+\.\d s \((\d+ texts/s|too fast to time)\)$", out.strip())
     # a second run is served by the cache: the model reads nothing
     code, out, err = run_cli([*args, "--cache", cache], capsys)
-    assert "; 0 tokens read by the model, 1 texts truncated, " in out
+    assert "; 0 tokens read by the model, 1 text truncated, " in out
 
 
 def test_python_api_quiet_when_not_on_a_terminal(tiny_model_dir, texts, capsys):

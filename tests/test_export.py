@@ -509,3 +509,30 @@ def test_head_tail_is_exported_and_chunk_is_refused(tiny_model_dir, tmp_path):
     chunk = vectorizer(tiny_model_dir, long_texts="chunk").fit([])
     with pytest.raises(ValueError, match="long_texts='chunk'"):
         skbert.export_onnx(chunk, tmp_path / "chunk.onnx")
+
+
+def test_skbert_export_of_a_file_that_is_no_model_is_one_line(tmp_path, capsys):
+    from skbert import _cli
+
+    (tmp_path / "reviews.csv").write_text("text,label\ngreat,1\n", encoding="utf-8")
+
+    code = _cli.main(
+        ["export", str(tmp_path / "reviews.csv"), str(tmp_path / "u.onnx")]
+    )
+
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1, err
+    assert err[0].startswith("skbert export: error: ") and "reviews.csv" in err[0]
+    assert "joblib.dump" in err[0]
+
+
+def test_export_without_the_extra_says_what_to_install(
+    classifier, tmp_path, monkeypatch
+):
+    import sys
+
+    pipe, _, _ = classifier
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if it were not installed
+
+    with pytest.raises(ImportError, match=r'pip install "skbert\[export\]"'):
+        skbert.export_onnx(pipe, tmp_path / "x.onnx")
