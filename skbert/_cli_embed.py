@@ -86,8 +86,48 @@ def _pyarrow_parquet() -> Any:
     return pq
 
 
-def _open_text(path: Path):
-    return open(path, encoding="utf-8-sig", newline="")
+#: The input encoding unless --encoding says otherwise (a byte order mark is
+#: read past).
+DEFAULT_ENCODING = "utf-8"
+
+
+def _python_encoding(encoding: str) -> str:
+    """``encoding`` as Python opens it: UTF-8 reads past a byte order mark."""
+    import codecs
+
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise ValueError(
+            f"--encoding {encoding!r} is not an encoding Python knows (e.g. "
+            "utf-8, cp1252, latin-1)."
+        ) from None
+    return "utf-8-sig" if name == "utf-8" else name
+
+
+def _open_text(path: Path, encoding: str = DEFAULT_ENCODING, newline: str | None = ""):
+    return open(path, encoding=_python_encoding(encoding), newline=newline)
+
+
+def _undecodable(path: Path, encoding: str) -> ValueError:
+    """Where in ``path`` the first byte ``encoding`` cannot decode is, as an
+    error naming the file, the line and what to do."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder(_python_encoding(encoding))()
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                decoder.decode(line)
+            except UnicodeDecodeError as exc:
+                byte = line[exc.start : exc.start + 1].hex()
+                return ValueError(
+                    f"{str(path)!r}, line {number}: byte 0x{byte} (at byte "
+                    f"{exc.start + 1} of the line) is not valid {encoding}; pass the "
+                    "file's encoding with --encoding (e.g. --encoding cp1252 for a "
+                    "Windows file) or save it as UTF-8."
+                )
+    return ValueError(f"{str(path)!r} is not valid {encoding}; pass --encoding.")
 
 
 def _is_unicode(text: str) -> bool:
@@ -99,10 +139,12 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
-def _csv_rows(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+def _csv_rows(
+    path: Path, delimiter: str, encoding: str = DEFAULT_ENCODING
+) -> Iterator[tuple[int, list[str]]]:
     """``(line number, fields)`` of every row, header included."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    with _open_text(path) as handle:
+    with _open_text(path, encoding) as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         for fields in reader:
             yield reader.line_num, fields
@@ -120,11 +162,28 @@ class TextSource:
     column : str or None
         The column (or JSON key) holding the texts; ``None`` means ``"text"``.
         Must be ``None`` for plain text, where every line is one text.
+    encoding : str, default="utf-8"
+        The encoding of a text format (not Parquet's, which is always UTF-8).
+
+    Attributes
+    ----------
+    blank_lines : int
+        Blank CSV or TSV lines the last pass over the texts skipped (the csv
+        module reads no row from them).
     """
 
-    def __init__(self, path: str | os.PathLike, fmt: str, column: str | None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fmt: str,
+        column: str | None,
+        encoding: str = DEFAULT_ENCODING,
+    ) -> None:
         self.path = Path(path)
         self.format = fmt
+        self.encoding = encoding
+        self.blank_lines = 0
+        _python_encoding(encoding)  # an unknown name: refused now
         if not self.path.exists():
             raise FileNotFoundError(f"input file {str(self.path)!r} does not exist.")
         if self.path.is_dir():
@@ -140,7 +199,10 @@ class TextSource:
             self.column = None
         else:
             self.column = DEFAULT_COLUMN if column is None else column
-            self._check_column()
+            try:
+                self._check_column()
+            except UnicodeDecodeError:
+                raise _undecodable(self.path, self.encoding) from None
 
     def _missing_column(self, names: list[str]) -> ValueError:
         shown = ", ".join(repr(name) for name in names[:20]) or "none"
@@ -178,10 +240,11 @@ class TextSource:
                 raise self._missing_column(list(first[1]))
 
     def _csv_rows(self) -> Iterator[tuple[int, list[str]]]:
-        return _csv_rows(self.path, "," if self.format == "csv" else "\t")
+        delimiter = "," if self.format == "csv" else "\t"
+        return _csv_rows(self.path, delimiter, self.encoding)
 
     def _json_records(self) -> Iterator[tuple[int, dict]]:
-        with _open_text(self.path) as handle:
+        with _open_text(self.path, self.encoding) as handle:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
@@ -206,9 +269,17 @@ class TextSource:
         )
 
     def texts(self) -> Iterator[str]:
-        """Every text, in file order."""
+        """Every text, in file order (a byte the encoding cannot decode: an
+        error naming its line)."""
+        try:
+            yield from self._texts()
+        except UnicodeDecodeError:
+            raise _undecodable(self.path, self.encoding) from None
+
+    def _texts(self) -> Iterator[str]:
+        self.blank_lines = 0
         if self.format == "txt":
-            with open(self.path, encoding="utf-8-sig") as handle:
+            with _open_text(self.path, self.encoding, newline=None) as handle:
                 for line in handle:
                     yield line[:-1] if line.endswith("\n") else line
         elif self.format in ("csv", "tsv"):
@@ -217,6 +288,7 @@ class TextSource:
             index = header.index(self.column)
             for number, fields in rows:
                 if not fields:  # a blank line is no row (csv module convention)
+                    self.blank_lines += 1
                     continue
                 if index >= len(fields):
                     raise ValueError(
@@ -272,7 +344,11 @@ class TextSource:
 
 
 def read_texts(
-    path: str | os.PathLike, *, column: str | None = None, fmt: str | None = None
+    path: str | os.PathLike,
+    *,
+    column: str | None = None,
+    fmt: str | None = None,
+    encoding: str = DEFAULT_ENCODING,
 ) -> list[str]:
     """Read all texts of a file the way ``skbert embed`` does.
 
@@ -285,13 +361,16 @@ def read_texts(
         ``.txt``, where each line is one text.
     fmt : {"csv", "tsv", "parquet", "jsonl", "txt"}, default=None
         The format; ``None`` infers it from the extension.
+    encoding : str, default="utf-8"
+        The encoding of a text format.
 
     Returns
     -------
     texts : list of str
     """
     path = Path(path)
-    return list(TextSource(path, _input_format(path, fmt), column).texts())
+    source = TextSource(path, _input_format(path, fmt), column, encoding)
+    return list(source.texts())
 
 
 # -- writing --------------------------------------------------------------------
@@ -418,6 +497,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--column",
         default=None,
         help=f"column (JSON key) holding the texts (default: {DEFAULT_COLUMN!r})",
+    )
+    parser.add_argument(
+        "--encoding",
+        default=DEFAULT_ENCODING,
+        help="encoding of a CSV, TSV, JSON Lines or text input, e.g. cp1252 or "
+        "latin-1 (default: %(default)s; a byte order mark is read past)",
     )
     parser.add_argument(
         "--input-format",
@@ -621,7 +706,10 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output).expanduser()
     # Everything that can be checked without the model is checked first.
     source = TextSource(
-        input_path, _input_format(input_path, args.input_format), args.column
+        input_path,
+        _input_format(input_path, args.input_format),
+        args.column,
+        args.encoding,
     )
     out_format = _output_format(output)
     _check_output(output, input_path)
@@ -692,12 +780,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _text_summary(n_texts: int, blank: int, source: TextSource) -> str:
-    """What the summary line adds about the texts: none, or some empty."""
+    """What the summary line adds about the texts: none, some empty, blank
+    lines skipped."""
+    notes = []
     if n_texts == 0:
-        return f" ({str(source.path)!r} has no texts)"
+        notes.append(f"{str(source.path)!r} has no texts")
     if blank:
-        return (
-            f" ({blank} of the {n_texts} texts are empty or whitespace only; each "
-            "got the vector of an empty text)"
+        notes.append(
+            f"{blank} of the {n_texts} texts are empty or whitespace only; each "
+            "got the vector of an empty text"
         )
-    return ""
+    if source.blank_lines:
+        lines = "line" if source.blank_lines == 1 else "lines"
+        notes.append(f"{source.blank_lines} blank {lines} skipped, as no row")
+    return f" ({'; '.join(notes)})" if notes else ""

@@ -582,3 +582,51 @@ def test_demo_runs_on_a_small_subset(tmp_path, capsys, monkeypatch):
     assert "[CV]" not in out  # the demo's own progress, not GridSearchCV's log
     assert output.stat().st_size > 1_000_000  # the weights travel inside
     assert os.fspath(output) in out
+
+
+@pytest.mark.parametrize("name", ["reviews.csv", "reviews.txt", "reviews.jsonl"])
+def test_embed_names_the_line_of_a_byte_that_is_not_utf8(
+    tiny_model_dir, tmp_path, capsys, name
+):
+    lines = {
+        ".csv": ["text", "a great film", "a caf\xe9 film"],
+        ".txt": ["a great film", "dull", "a caf\xe9 film"],
+        ".jsonl": [
+            '{"text": "a great film"}',
+            '{"text": "dull"}',
+            '{"text": "caf\xe9"}',
+        ],
+    }[Path(name).suffix]
+    source = tmp_path / name
+    source.write_bytes("\n".join(lines).encode("latin-1") + b"\n")
+
+    code, _, err = run_cli(
+        ["embed", source, tmp_path / "out.npy", "-m", tiny_model_dir], capsys
+    )
+    assert_one_line_error(code, err, name, "line 3", "--encoding")
+
+    code, _, err = run_cli(
+        ["embed", source, tmp_path / "out.npy", "-m", tiny_model_dir]
+        + ["--encoding", "latin-1"],
+        capsys,
+    )
+    assert code == 0, err
+    texts = [line for line in lines if line != "text"]
+    if name.endswith(".jsonl"):
+        texts = ["a great film", "dull", "caf\xe9"]
+    np.testing.assert_allclose(
+        read_output(tmp_path / "out.npy"), expected(tiny_model_dir, texts), atol=1e-5
+    )
+
+
+def test_embed_reports_blank_csv_lines_it_skipped(tiny_model_dir, tmp_path, capsys):
+    source = tmp_path / "in.csv"
+    source.write_text("text\na great film\n\ndull\n\n\nfun\n", encoding="utf-8")
+
+    code, out, err = run_cli(
+        ["embed", source, tmp_path / "out.npy", "-m", tiny_model_dir], capsys
+    )
+
+    assert code == 0, err
+    assert read_output(tmp_path / "out.npy").shape[0] == 3
+    assert "3 blank lines skipped" in out
