@@ -15,35 +15,45 @@ import numpy as np
 __all__ = ["contrastive_pairs", "epoch_batches"]
 
 
+def _distinct(pool: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` indices into ``range(pool)``, all distinct while the pool
+    allows (then each index once more, in a new random order)."""
+    rounds = [rng.permutation(pool) for _ in range(count // pool)]
+    rounds.append(rng.choice(pool, count % pool, replace=False))
+    return np.concatenate(rounds)
+
+
 def contrastive_pairs(
     codes: np.ndarray, pairs: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs of shape ``(n, 2)`` and their targets (1.0 same class, 0.0
     different), ``pairs`` per text, in a random order.
 
-    A positive partner is another text of the same class (the text itself
-    only when it is its class's only member).
+    Each text is paired alternately with another text of its class (itself
+    only when it is its class's only member) and with a text of another
+    class; its partners are distinct while its class (or the others) has
+    enough members, as SetFit's unique pairs are in few-shot settings.
     """
     n = len(codes)
-    anchors = np.repeat(np.arange(n), pairs)
-    positive = np.tile(np.arange(pairs) % 2 == 0, n)
-    partners = np.empty_like(anchors)
-    for label in np.unique(codes):
-        members = np.flatnonzero(codes == label)
-        others = np.flatnonzero(codes != label)
-        mine = codes[anchors] == label
-        same = mine & positive
-        if len(members) == 1:
-            partners[same] = members[0]
+    positives, negatives = (pairs + 1) // 2, pairs // 2
+    members = {label: np.flatnonzero(codes == label) for label in np.unique(codes)}
+    others = {label: np.flatnonzero(codes != label) for label in members}
+    rows, targets = [], []
+    for anchor in range(n):
+        own, rest = members[codes[anchor]], others[codes[anchor]]
+        if len(own) == 1:
+            same = np.full(positives, anchor)
         else:
-            own = np.searchsorted(members, anchors[same])
-            draw = rng.integers(0, len(members) - 1, size=int(same.sum()))
-            partners[same] = members[draw + (draw >= own)]  # never itself
-        other = mine & ~positive
-        partners[other] = others[rng.integers(0, len(others), size=int(other.sum()))]
-    order = rng.permutation(len(anchors))
-    index = np.stack([anchors, partners], axis=1)[order]
-    return index, positive[order].astype(np.float32)
+            draw = _distinct(len(own) - 1, positives, rng)
+            position = np.searchsorted(own, anchor)
+            same = own[draw + (draw >= position)]  # never itself
+        different = rest[_distinct(len(rest), negatives, rng)]
+        partners = np.concatenate([same, different])
+        rows.append(np.stack([np.full(pairs, anchor), partners], axis=1))
+        targets.append(np.repeat([1.0, 0.0], [positives, negatives]))
+    index, target = np.concatenate(rows), np.concatenate(targets)
+    order = rng.permutation(len(index))
+    return index[order], target[order].astype(np.float32)
 
 
 def epoch_batches(

@@ -601,3 +601,26 @@ def test_a_tuned_pickle_loads_in_a_fresh_process_without_the_folder(
     np.testing.assert_allclose(
         np.load(tmp_path / "vectors.npy"), expected, atol=1e-6, rtol=0
     )
+
+
+@pytest.mark.parametrize("pairs", [1, 9, 40])
+def test_contrastive_pairs_are_labelled_right_and_distinct_while_they_can_be(pairs):
+    from skbert._tune_pairs import contrastive_pairs
+
+    codes = np.array([0] * 8 + [1] * 8 + [2] * 1)
+    index, targets = contrastive_pairs(codes, pairs, np.random.default_rng(3))
+
+    assert index.shape == (len(codes) * pairs, 2) and len(targets) == len(index)
+    same = codes[index[:, 0]] == codes[index[:, 1]]
+    np.testing.assert_array_equal(targets, same.astype(np.float32))
+    for anchor in range(len(codes)):
+        mine = index[:, 0] == anchor
+        assert mine.sum() == pairs
+        assert targets[mine].sum() == (pairs + 1) // 2
+        positives = index[mine & (targets == 1), 1]
+        if codes[anchor] != 2:  # the single member of class 2 pairs with itself
+            assert anchor not in positives
+            # distinct while the 7 other members of its class last
+            assert len(set(positives)) == min(len(positives), 7)
+    again = contrastive_pairs(codes, pairs, np.random.default_rng(3))
+    np.testing.assert_array_equal(again[0], index)
