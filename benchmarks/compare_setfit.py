@@ -21,6 +21,8 @@ It needs ``setfit`` next to skbert (``pip install setfit``, then
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -54,7 +56,9 @@ def run_setfit(model, X, y, X_test, y_test, seed, max_steps, learning_rate):
 
     setfit_model = SetFitModel.from_pretrained(model)
     options = {"max_steps": max_steps} if max_steps else {}
+    output = tempfile.mkdtemp(prefix="setfit-")  # its checkpoints, not in the repo
     args = TrainingArguments(
+        output_dir=output,
         seed=seed,
         batch_size=16,
         num_epochs=1,
@@ -66,6 +70,7 @@ def run_setfit(model, X, y, X_test, y_test, seed, max_steps, learning_rate):
     train = Dataset.from_dict({"text": X, "label": [int(v) for v in y]})
     trainer = Trainer(model=setfit_model, args=args, train_dataset=train)
     _, wall, cpu = timed(trainer.train)
+    shutil.rmtree(output, ignore_errors=True)
     accuracy = float(np.mean(setfit_model.predict(X_test).numpy() == y_test))
     pairs = len(trainer.train_dataset) if hasattr(trainer, "train_dataset") else None
     return accuracy, wall, cpu, {"pairs": pairs}
