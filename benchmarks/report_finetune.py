@@ -63,7 +63,14 @@ def setfit_table(rows: list[dict]) -> str:
         "| setting | contender | accuracy (%) | std | seeds | fit wall s | fit CPU-s |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for (setting, contender), runs in groups.items():
+    order = {"setfit": 0, "contrastive": 1, "classification": 2}
+
+    def key(item):
+        (setting, contender), _ = item
+        count = setting.split()[0]
+        return (int(count) if count.isdigit() else 1 << 30, order.get(contender, 9))
+
+    for (setting, contender), runs in sorted(groups.items(), key=key):
         scores = 100 * np.array([run["accuracy"] for run in runs])
         lines.append(
             f"| {setting} | {contender} | {scores.mean():.2f} | "
