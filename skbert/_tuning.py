@@ -61,7 +61,6 @@ def tuned_handle(
     plan: TuningPlan,
     *,
     device: torch.device,
-    max_batch_tokens: int | None,
     show_progress_bar: bool | None,
 ) -> tuple[ModelHandle, dict[str, Any]]:
     """``handle``'s encoder tuned on ``texts`` and ``codes`` (or the same run
@@ -71,28 +70,11 @@ def tuned_handle(
     from ._models import running_model
     from ._tune_loop import tune
 
-    settings = {
-        "plan": plan.to_state(),
-        "spec": {
-            name: getattr(spec, name)
-            for name in (
-                "modes",
-                "layers",
-                "normalize",
-                "max_length",
-                "prompt",
-                "lowercase",
-                "skip",
-                "dense",
-                "long_texts",
-                "head_tokens",
-                "stride",
-                "chunk_combine",
-            )
-        },
-        "max_batch_tokens": max_batch_tokens,
-        "device": device.type,
-    }
+    # every field of the spec but the inference-only batch size: a field added
+    # later changes the key (a run tuned again) rather than being ignored
+    encoding = dataclasses.asdict(spec)
+    del encoding["batch_size"]
+    settings = {"plan": plan.to_state(), "spec": encoding, "device": device.type}
     key = _tune_memo.tuning_key(handle.identity.digest, texts, codes, classes, settings)
     source = dataclasses.replace(handle.source, tuning=key)
     description = f"{handle.source.name} (fine-tuned)"
@@ -115,7 +97,7 @@ def tuned_handle(
                 texts,
                 codes,
                 plan,
-                max_batch_tokens=max_batch_tokens,
+                max_batch_tokens=spec.max_batch_tokens,
                 show_progress_bar=show_progress_bar,
                 description=repr(handle.source.name),
             )

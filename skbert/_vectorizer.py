@@ -527,7 +527,6 @@ class BertCLSVectorizer(
             classes,
             plan,
             device=device,
-            max_batch_tokens=self.max_batch_tokens,
             show_progress_bar=self.show_progress_bar,
         )
         return tuned, {**report, "params": self._tuning_params(), "seed": seed}
