@@ -23,26 +23,31 @@ Two stores share one interface:
   A cache is an optimisation: when its storage fails (a full disk, a busy or
   read-only database, a damaged file), ``transform`` still returns correct
   vectors, computing them, and says once what happened and where. A damaged
-  database is moved aside and rebuilt.
+  database is moved aside and rebuilt. A cache this process may read but not
+  write (a read-only folder or file system, another user's cache) is served
+  read-only: its vectors are used, new ones are not stored.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 import warnings
 import weakref
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._filelock import file_lock
+from ._filelock import file_lock, open_for_locking
 
 __all__ = [
     "DiskStore",
@@ -176,6 +181,10 @@ _TROUBLE = {
     14: "impossible to open",
     23: "not permitted",
 }
+#: SQLite's result codes, and the system's error numbers, that mean this
+#: process may not write the cache (its file, its folder or its file system).
+_READ_ONLY_CODES = {8, 14, 23}
+_READ_ONLY_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
 #: What reading or writing the database can raise: SQLite's errors, the
 #: file system's, and damaged text that SQLite hands back undecodable.
 _STORAGE_ERRORS = (sqlite3.Error, OSError, UnicodeDecodeError)
@@ -224,6 +233,8 @@ class DiskStore:
         #: Problems already warned about in this process (each is said once).
         self._warned: set[str] = set()
         self._presence: Any = None
+        #: Set once writing is known to be impossible; reads go on.
+        self.read_only = False
 
     # -- connection -------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -242,6 +253,47 @@ class DiskStore:
         return conn
 
     def _open(self) -> sqlite3.Connection:
+        try:
+            return self._open_writable()
+        except _STORAGE_ERRORS as exc:
+            if _problem(exc)[1] or not _means_read_only(exc) or not self.path.exists():
+                raise
+            first = exc
+        # Not writable here. A WAL database opened read-only still needs its
+        # shared-memory file; where that cannot be made either, it is read as
+        # immutable (each value's checksum still guards what is served).
+        for options in ("mode=ro", "mode=ro&immutable=1"):
+            try:
+                conn = self._connect_uri(options)
+            except _STORAGE_ERRORS:
+                continue
+            self._now_read_only(first)
+            return conn
+        raise first
+
+    def _connect_uri(self, options: str) -> sqlite3.Connection:
+        uri = f"file:{urllib.parse.quote(str(self.path))}?{options}"
+        conn = sqlite3.connect(
+            uri, uri=True, timeout=BUSY_TIMEOUT, isolation_level=None
+        )
+        try:
+            conn.execute("SELECT count(*) FROM vectors").fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _now_read_only(self, exc: BaseException) -> None:
+        """From now on this process only reads the cache; said once."""
+        self.read_only = True
+        self._warn(
+            "read-only",
+            f"The embedding cache {self.directory} is read-only for this process "
+            f"({type(exc).__name__}: {exc}): its vectors are served, new vectors "
+            "are computed but not stored.",
+        )
+
+    def _open_writable(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -268,7 +320,11 @@ class DiskStore:
 
         if self._presence is not None and self._presence[0] == os.getpid():
             return
-        handle = open(self.directory / "presence.lock", "a+b")
+        try:
+            handle = open_for_locking(self.directory / "presence.lock")
+        except OSError:  # a cache this process cannot write: nothing to check
+            self._presence = (os.getpid(), None)
+            return
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:  # others use the cache: it was not left unclean
@@ -340,6 +396,9 @@ class DiskStore:
         """React to a storage error: a damaged file is moved aside (and a new
         one started), anything else is said once; the caller goes on without."""
         description, damaged = _problem(exc)
+        if not damaged and _means_read_only(exc):
+            self._now_read_only(exc)
+            return
         if damaged:
             try:
                 self._local.conn = self._recover(exc)
@@ -403,6 +462,8 @@ class DiskStore:
         return found
 
     def put_many(self, items: dict[bytes, np.ndarray]) -> None:
+        if self.read_only:
+            return
         if self.max_bytes is not None and self._size() > self.max_bytes:
             return  # full: what it holds is still served
         rows = []
@@ -416,6 +477,8 @@ class DiskStore:
                 conn.execute("ROLLBACK")
         except _STORAGE_ERRORS as exc:
             self._trouble(exc, "writing")
+            return
+        if self.read_only:  # found out while connecting
             return
         try:
             # Inside the try: Ctrl-C pressed while BEGIN waits for another
@@ -438,15 +501,24 @@ class DiskStore:
 
     def compute_lock(self, prefix: bytes) -> contextlib.AbstractContextManager:
         """Only one process at a time computes the vectors of ``prefix`` (no
-        lock when the lock file cannot be made: vectors are still correct)."""
-        name = hashlib.sha256(prefix).hexdigest()[:16]
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            (self.directory / f"lock-{name}").touch()
-        except OSError as exc:
-            self._warn("lock", self._bypass_message(exc, "taking its lock"))
+        lock when the lock file cannot be made or opened: vectors are still
+        correct; none for a read-only cache, where nothing is written)."""
+        if self.read_only:
             return contextlib.nullcontext()
-        return file_lock(self.directory / f"lock-{name}")
+        name = hashlib.sha256(prefix).hexdigest()[:16]
+        return self._lock_if_possible(self.directory / f"lock-{name}")
+
+    @contextlib.contextmanager
+    def _lock_if_possible(self, path: Path) -> Iterator[None]:
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(file_lock(path))
+            except OSError as exc:
+                if _means_read_only(exc):
+                    self._now_read_only(exc)
+                else:
+                    self._warn("lock", self._bypass_message(exc, "taking its lock"))
+            yield
 
     def _size(self) -> int:
         """Bytes of the database and its write-ahead log."""
@@ -474,6 +546,14 @@ class DiskStore:
         conn.execute("VACUUM")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.hits = self.misses = 0
+
+
+def _means_read_only(exc: BaseException) -> bool:
+    """Whether a storage error says this process may not write the cache."""
+    if isinstance(exc, OSError):
+        return exc.errno in _READ_ONLY_ERRNOS
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in _READ_ONLY_CODES
 
 
 def _checksum(key: bytes, shape: str, data: bytes) -> bytes:

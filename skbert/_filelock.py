@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["file_lock"]
+__all__ = ["file_lock", "open_for_locking"]
 
 
 @contextlib.contextmanager
@@ -19,9 +19,20 @@ def file_lock(path: Path) -> Iterator[None]:
     import fcntl
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
+    with open_for_locking(path) as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def open_for_locking(path: Path):
+    """``path`` opened to be locked: created if need be, or read-only where the
+    process may not write it (``flock`` needs no write access)."""
+    try:
+        return open(path, "a+b")
+    except PermissionError:
+        if not path.exists():
+            raise
+        return open(path, "rb")
