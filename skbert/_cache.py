@@ -41,13 +41,15 @@ import urllib.parse
 import warnings
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from ._filelock import file_lock, open_for_locking
+
+_T = TypeVar("_T")
 
 __all__ = [
     "DiskStore",
@@ -188,8 +190,41 @@ _READ_ONLY_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
 #: What reading or writing the database can raise: SQLite's errors, the
 #: file system's, and damaged text that SQLite hands back undecodable.
 _STORAGE_ERRORS = (sqlite3.Error, OSError, UnicodeDecodeError)
-#: Seconds a connection waits for another process's write lock.
+#: Seconds skbert waits for another process's write lock before going on
+#: without the cache.
 BUSY_TIMEOUT = 120.0
+#: Seconds one try waits inside SQLite: between tries Python runs, so Ctrl-C
+#: is raised within about this long, not after the whole wait.
+_POLL_SECONDS = 0.05
+
+
+def _is_busy(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _patiently(action: Callable[[], _T]) -> _T:
+    """``action()``, tried again while another process holds the lock it waits
+    for, up to :data:`BUSY_TIMEOUT` seconds. Each try waits at most
+    :data:`_POLL_SECONDS` inside SQLite, where no signal handler runs: Ctrl-C
+    is honoured between tries, at once, not when the lock is released."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() >= deadline:
+                raise
+
+
+def _execute(
+    conn: sqlite3.Connection, sql: str, parameters: Any = ()
+) -> sqlite3.Cursor:
+    """``conn.execute``, patient with another process's lock (and interruptible)."""
+    return _patiently(lambda: conn.execute(sql, parameters))
 
 
 def _problem(exc: BaseException) -> tuple[str, bool]:
@@ -274,10 +309,10 @@ class DiskStore:
     def _connect_uri(self, options: str) -> sqlite3.Connection:
         uri = f"file:{urllib.parse.quote(str(self.path))}?{options}"
         conn = sqlite3.connect(
-            uri, uri=True, timeout=BUSY_TIMEOUT, isolation_level=None
+            uri, uri=True, timeout=_POLL_SECONDS, isolation_level=None
         )
         try:
-            conn.execute("SELECT count(*) FROM vectors").fetchone()
+            _execute(conn, "SELECT count(*) FROM vectors").fetchone()
         except BaseException:
             conn.close()
             raise
@@ -294,16 +329,17 @@ class DiskStore:
         )
 
     def _open_writable(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+        conn = sqlite3.connect(self.path, timeout=_POLL_SECONDS, isolation_level=None)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(
+            _execute(conn, "PRAGMA journal_mode=WAL")
+            _execute(conn, "PRAGMA synchronous=NORMAL")
+            _execute(
+                conn,
                 "CREATE TABLE IF NOT EXISTS vectors ("
                 "key BLOB PRIMARY KEY, shape TEXT NOT NULL, data BLOB NOT NULL, "
-                "checksum BLOB NOT NULL)"
+                "checksum BLOB NOT NULL)",
             )
-            conn.execute("SELECT count(*) FROM vectors").fetchone()
+            _execute(conn, "SELECT count(*) FROM vectors").fetchone()
         except BaseException:
             conn.close()
             raise
@@ -343,9 +379,9 @@ class DiskStore:
         """Run SQLite's own check; move a damaged database aside. True if sound."""
         conn = getattr(self._local, "conn", None)
         try:
-            probe = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT)
+            probe = sqlite3.connect(self.path, timeout=_POLL_SECONDS)
             try:
-                verdict = probe.execute(f"PRAGMA {check}").fetchone()[0]
+                verdict = _execute(probe, f"PRAGMA {check}").fetchone()[0]
             finally:
                 probe.close()
         except _STORAGE_ERRORS as exc:
@@ -435,7 +471,7 @@ class DiskStore:
                     "SELECT key, shape, data, checksum FROM vectors "
                     f"WHERE key IN ({marks})"
                 )
-                for key, shape, data, checksum in conn.execute(query, chunk):
+                for key, shape, data, checksum in _execute(conn, query, chunk):
                     value = _decode(bytes(key), shape, data, checksum)
                     if value is None:  # a damaged entry is a miss, recomputed
                         damaged += 1
@@ -483,7 +519,7 @@ class DiskStore:
         try:
             # Inside the try: Ctrl-C pressed while BEGIN waits for another
             # writer's lock is raised as soon as BEGIN returns.
-            conn.execute("BEGIN IMMEDIATE")
+            _execute(conn, "BEGIN IMMEDIATE")
             conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
             conn.execute("COMMIT")
         except _STORAGE_ERRORS as exc:
@@ -530,7 +566,7 @@ class DiskStore:
 
     def info(self) -> dict[str, Any]:
         conn = self._connect()
-        entries = conn.execute("SELECT count(*) FROM vectors").fetchone()[0]
+        entries = _execute(conn, "SELECT count(*) FROM vectors").fetchone()[0]
         size = self._size()
         return {
             "location": str(self.directory),
@@ -542,9 +578,9 @@ class DiskStore:
 
     def clear(self) -> None:
         conn = self._connect()
-        conn.execute("DELETE FROM vectors")
-        conn.execute("VACUUM")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        _execute(conn, "DELETE FROM vectors")
+        _execute(conn, "VACUUM")
+        _execute(conn, "PRAGMA wal_checkpoint(TRUNCATE)")
         self.hits = self.misses = 0
 
 

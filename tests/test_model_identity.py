@@ -272,17 +272,14 @@ def encode_with_cache(folder, cache, texts) -> tuple[np.ndarray, list[str]]:
     return found, [str(w.message) for w in caught if "cache" in str(w.message)]
 
 
-def patch_connect(monkeypatch, *, timeout: float | None = None, pragma: str = ""):
-    """Every new SQLite connection waits at most ``timeout`` s for a lock and
-    runs ``pragma`` first (e.g. a page limit that makes the disk "full")."""
+def patch_connect(monkeypatch, *, pragma: str):
+    """Every new SQLite connection runs ``pragma`` first (e.g. a page limit that
+    makes the disk "full")."""
     connect = sqlite3.connect
 
     def patched(*args, **kwargs):
-        if timeout is not None:
-            kwargs["timeout"] = timeout
         conn = connect(*args, **kwargs)
-        if pragma:
-            conn.execute(pragma)
+        conn.execute(pragma)
         return conn
 
     monkeypatch.setattr(sqlite3, "connect", patched)
@@ -296,7 +293,7 @@ def test_a_busy_shared_cache_is_not_treated_as_corrupt(
     database = next(cache.glob("*.sqlite"))
     other = sqlite3.connect(database, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")  # another process is writing
-    patch_connect(monkeypatch, timeout=0.2)
+    monkeypatch.setattr(skbert._cache, "BUSY_TIMEOUT", 0.2)
     skbert._cache._DISK.clear()  # a new process opens the cache
     try:
         found, messages = encode_with_cache(tiny_model_dir, cache, TEXTS)

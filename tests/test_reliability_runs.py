@@ -102,9 +102,15 @@ conn.execute("COMMIT")
 """
 
 
-def _interrupt_while_waiting(model_dir, cache: Path, texts, monkeypatch) -> bool:
-    """Press Ctrl-C while ``put_many`` waits for another process's write lock;
-    whether ``fit_transform`` raised KeyboardInterrupt."""
+#: The other writer holds its lock this long unless the Ctrl-C came through:
+#: far less than SQLite's busy timeout, far more than the 1 s a user waits.
+HOLD_SECONDS = 20.0
+
+
+def _interrupt_while_waiting(model_dir, cache: Path, texts, monkeypatch) -> float:
+    """Press Ctrl-C while ``put_many`` waits for another process's write lock,
+    which that process keeps for :data:`HOLD_SECONDS`; the seconds from the
+    signal to ``fit_transform`` raising KeyboardInterrupt (inf: never)."""
     vectorizer(model_dir, cache=str(cache)).fit_transform(texts[:1])
     blocker = subprocess.Popen(
         [sys.executable, "-c", BLOCKER, str(cache / "embeddings.sqlite")],
@@ -115,13 +121,15 @@ def _interrupt_while_waiting(model_dir, cache: Path, texts, monkeypatch) -> bool
     assert blocker.stdout.readline().strip() == "locked"
     original_put = skbert._cache.DiskStore.put_many
     main_thread = threading.get_ident()
-    waiting = threading.Event()
+    waiting, interrupted = threading.Event(), threading.Event()
+    pressed: list[float] = []
 
     def press_ctrl_c_then_release() -> None:
         waiting.wait(30)
         time.sleep(0.5)  # put_many is waiting for the lock by now
+        pressed.append(time.monotonic())
         signal.pthread_kill(main_thread, signal.SIGINT)
-        time.sleep(0.3)
+        interrupted.wait(HOLD_SECONDS)
         blocker.stdin.write("release\n")
         blocker.stdin.flush()
 
@@ -138,12 +146,13 @@ def _interrupt_while_waiting(model_dir, cache: Path, texts, monkeypatch) -> bool
     try:
         vectorizer(model_dir, batch_size=16, cache=str(cache)).fit_transform(texts)
     except KeyboardInterrupt:
-        return True
+        return time.monotonic() - pressed[0]
     finally:
+        interrupted.set()
         waiting.set()
         presser.join(30)
         blocker.communicate(timeout=30)
-    return False
+    return float("inf")
 
 
 @pytest.mark.slow
@@ -151,18 +160,22 @@ def test_ctrl_c_while_waiting_for_another_writer_leaves_the_cache_usable(
     tiny_model_dir, tmp_path, monkeypatch
 ):
     """SIGINT arrives while ``put_many`` waits for another process's write
-    lock; Python raises it as soon as ``BEGIN IMMEDIATE`` returns."""
+    lock, which that process keeps for 20 s more: Python raises it at once
+    (issue 25, item 2: it came after the lock was released), and the cache is
+    left usable."""
     texts = distinct_texts(200)
     cache = tmp_path / "cache"
     # Python's own handler, as in a user's shell: a test run started as a
     # background job inherits SIGINT ignored, and then nothing is raised
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        raised = _interrupt_while_waiting(tiny_model_dir, cache, texts, monkeypatch)
+        seconds = _interrupt_while_waiting(tiny_model_dir, cache, texts, monkeypatch)
     finally:
         signal.signal(signal.SIGINT, previous)
 
-    assert raised
+    # within 1 s on an idle machine (measured: see docs/reliability.md); the
+    # bound leaves room for a loaded one and still fails a wait for the lock
+    assert seconds < 2.0
     assert_database_writable(cache)  # no write transaction left open
     assert_compute_locks_free(cache)
     assert_resumes(tiny_model_dir, cache, texts, 1)
