@@ -69,6 +69,9 @@ class LoadedModel:
     #: That folder's own files (modules.json, module configs, Dense weights),
     #: as a pickle's bundle carries them.
     recipe_files: dict[str, bytes] = field(default_factory=dict)
+    #: The configuration and tokenizer files it was loaded from, read then, so
+    #: that a pickle's bundle needs no folder (no temporary one either).
+    definition_files: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
@@ -384,7 +387,30 @@ def load_folder(
         float32_state=float32_state,
         dense=[(w.numpy(), None if b is None else b.numpy()) for w, b in dense],
         recipe_files=recipe_files(folder, recipe) if recipe else {},
+        definition_files=definition_files(base, tokenizer),
     )
+
+
+#: Files that configure a model and its tokenizer besides the tokenizer class's
+#: own vocabulary files (as ``from_pretrained`` looks for them in a folder).
+_DEFINITION_FILES = (
+    "config.json",
+    "tokenizer_config.json",
+    "tokenizer.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+)
+
+
+def definition_files(folder: Path, tokenizer: Any) -> dict[str, bytes]:
+    """The configuration and tokenizer files in ``folder`` that ``tokenizer``
+    and the configuration were loaded from, by name."""
+    names = {*_DEFINITION_FILES, *getattr(tokenizer, "vocab_files_names", {}).values()}
+    return {
+        name: (folder / name).read_bytes()
+        for name in sorted(names)
+        if isinstance(name, str) and (folder / name).is_file()
+    }
 
 
 def weights_fingerprint(state: dict[str, Any], dense: list[tuple[Any, Any]]) -> str:

@@ -502,16 +502,13 @@ def bundle_from(loaded: LoadedModel) -> dict[str, bytes]:
         raise RuntimeError("The in-memory weights no longer match their fingerprint.")
     files = {"model.safetensors": save(tensors, metadata={"format": "pt"})}
     files.update(loaded.recipe_files)
-    with tempfile.TemporaryDirectory(prefix="skbert-") as tmp:
-        loaded.model.config.save_pretrained(tmp)
-        loaded.tokenizer.save_pretrained(tmp)
-        for entry in Path(tmp).iterdir():
-            # config and tokenizer files; never code that a custom config
-            # copies next to itself
-            name = entry.name
-            if entry.is_file() and name != "model.safetensors":
-                if _BUNDLE_NAME.fullmatch(name):
-                    files[name] = entry.read_bytes()
+    # the configuration and tokenizer files as loaded (read then: no folder is
+    # written here); never code that a custom configuration names
+    files.update(
+        (name, data)
+        for name, data in loaded.definition_files.items()
+        if _BUNDLE_NAME.fullmatch(name) and name != "model.safetensors"
+    )
     return files
 
 

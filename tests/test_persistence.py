@@ -8,9 +8,11 @@ process saw. Fresh processes start in a clean Hugging Face home, offline.
 
 from __future__ import annotations
 
+import errno
 import io
 import pickle
 import shutil
+import tempfile
 
 import joblib
 import numpy as np
@@ -329,3 +331,30 @@ def test_repickling_an_unpickled_vectorizer_keeps_the_weights(travelled, tmp_pat
     np.testing.assert_allclose(
         vectors, travelled["expected"]["vec"]["vectors"], atol=1e-6, rtol=0
     )
+
+
+def _no_space_left(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("persist", ["weights", "reference"])
+def test_pickling_needs_no_temporary_folder(
+    tiny_model_dir, tiny_oracle, monkeypatch, persist
+):
+    """With the temporary folder full, a fitted vectorizer still pickles (to
+    memory, as to another disk) and gives the model's vectors when loaded
+    (issue 25, item 4: the configuration was written to a temporary folder)."""
+    fitted = vectorizer(tiny_model_dir, pooling="mean", persist=persist).fit(TEXTS)
+    with monkeypatch.context() as full:
+        full.setattr(tempfile, "mkdtemp", _no_space_left)
+        full.setattr(tempfile, "mkstemp", _no_space_left)
+        blob = pickle.dumps(fitted)
+        joblib_blob = _joblib_bytes(fitted)
+    skbert.clear_model_cache()
+    for loaded in (pickle.loads(blob), joblib.load(io.BytesIO(joblib_blob))):
+        np.testing.assert_allclose(
+            loaded.transform(TEXTS),
+            tiny_oracle.vectors(TEXTS, "mean"),
+            atol=1e-5,
+            rtol=0,
+        )
