@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._export_graph import VECTORS
+from ._quiet import quiet_warnings
 
 __all__ = ["Head", "append_head", "convert_steps"]
 
@@ -89,7 +90,6 @@ def _options(final: Any) -> dict[int, dict[str, Any]]:
 
 def convert_steps(steps: list[tuple[str, Any]], n_features: int, opset: int) -> Head:
     """Convert fitted scikit-learn ``steps`` that read ``n_features`` floats."""
-    import warnings
 
     from onnx import version_converter
     from skl2onnx.common.data_types import FloatTensorType
@@ -99,8 +99,7 @@ def convert_steps(steps: list[tuple[str, Any]], n_features: int, opset: int) -> 
     name, final = steps[-1]
     kind = _kind(name, final)
     skl2onnx = _import_skl2onnx()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # skl2onnx's notes on opsets and dtypes
+    with quiet_warnings():  # skl2onnx's notes on opsets and dtypes
         model = skl2onnx.convert_sklearn(
             Pipeline(steps),
             initial_types=[(_FEATURES, FloatTensorType([None, n_features]))],

@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -29,7 +28,7 @@ import numpy as np
 
 from ._filelock import file_lock
 from ._ort_session import SLOW_FUSIONS, open_session
-from ._quiet import quiet
+from ._quiet import quiet, quiet_warnings
 
 if TYPE_CHECKING:
     from ._checkpoint import LoadedModel
@@ -227,8 +226,7 @@ def export_graph(
     raw = target.with_name(target.name + ".raw.tmp")
     fused = target.with_name(target.name + ".tmp")
     try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
+        with quiet_warnings(), torch.no_grad():
             torch.onnx.export(
                 build(model),
                 args,
@@ -264,8 +262,7 @@ def _quantize(source: Path, target: Path) -> None:
     partial = target.with_name(target.name + ".tmp")
     try:
         # the quantizer advises pre-processing through the root logger
-        with quiet(""), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet(""), quiet_warnings():
             quantize_dynamic(
                 str(source),
                 str(partial),

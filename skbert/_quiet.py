@@ -1,4 +1,5 @@
-"""Quiet third-party libraries for the calling thread only, while it loads.
+"""Quiet third-party libraries for the calling thread only, while it loads
+or exports.
 
 transformers reports every load (a "LOAD REPORT" table of missing and
 unexpected weights, a "Loading weights" progress bar) and ONNX Runtime's
@@ -11,7 +12,10 @@ runs, a filter on the named loggers and their handlers drops records
 *emitted by this thread* below ``ERROR``, and a transformers progress-bar hook
 disables the bars *this thread* creates. Other threads log and show bars as
 before, and when the last block ends, the filter and the hook are removed
-again.
+again. :func:`quiet_warnings` does the same for the ``warnings`` module: it
+drops the warnings *this thread* issues (torch's exporter and skl2onnx note
+opsets and traces), where ``warnings.catch_warnings`` would silence every
+thread of the process.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["quiet"]
+__all__ = ["quiet", "quiet_warnings"]
 
 _LOCK = threading.Lock()
 #: Threads inside a ``quiet`` block, with their nesting depth.
@@ -127,3 +132,62 @@ def quiet(*logger_names: str) -> Iterator[None]:
                     if current is not _bar_hook:  # replaced meanwhile: keep theirs
                         hf_logging.set_tqdm_hook(current)
                     _BAR_STATE["previous"] = None
+
+
+#: Threads inside a ``quiet_warnings`` block, with their nesting depth.
+_SILENT_THREADS: dict[int, int] = {}
+
+
+class _SilentThread:
+    """Matches, as a warning filter's module pattern, only in a thread inside
+    :func:`quiet_warnings` (the ``warnings`` machinery calls ``.match``)."""
+
+    def match(self, module: str) -> bool:
+        return threading.get_ident() in _SILENT_THREADS
+
+
+#: ``("ignore", message, category, module, lineno)``: ignore any warning issued
+#: in a silent thread. Outside every block it matches nothing, so a copy that a
+#: ``catch_warnings`` block in another thread restores later does no harm.
+_SILENT_FILTER = ("ignore", None, Warning, _SilentThread(), 0)
+
+
+def _filters_changed() -> None:
+    changed = getattr(warnings, "_filters_mutated", None) or getattr(
+        warnings, "_filters_mutated_lock_held", None
+    )
+    if changed is not None:
+        changed()
+
+
+@contextlib.contextmanager
+def quiet_warnings() -> Iterator[None]:
+    """Ignore the warnings this thread issues inside the block; other threads'
+    warnings are filtered and shown as before.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with quiet_warnings():
+    ...     warnings.warn("not shown")
+    """
+    me = threading.get_ident()
+    with _LOCK:
+        _SILENT_THREADS[me] = _SILENT_THREADS.get(me, 0) + 1
+        if not any(entry is _SILENT_FILTER for entry in warnings.filters):
+            warnings.filters.insert(0, _SILENT_FILTER)
+            _filters_changed()
+    try:
+        yield
+    finally:
+        with _LOCK:
+            depth = _SILENT_THREADS.pop(me) - 1
+            if depth:
+                _SILENT_THREADS[me] = depth
+            if not _SILENT_THREADS:
+                kept = [
+                    entry for entry in warnings.filters if entry is not _SILENT_FILTER
+                ]
+                if len(kept) != len(warnings.filters):
+                    warnings.filters[:] = kept
+                    _filters_changed()

@@ -12,6 +12,8 @@ sentence-transformers for a folder's recipe. Tiny random BERT and RoBERTa
 from __future__ import annotations
 
 import json
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -536,3 +538,36 @@ def test_export_without_the_extra_says_what_to_install(
 
     with pytest.raises(ImportError, match=r'pip install "skbert\[export\]"'):
         skbert.export_onnx(pipe, tmp_path / "x.onnx")
+
+
+def test_an_export_hides_no_warning_of_another_thread(make_tiny_bert, tmp_path):
+    """Another thread warns all through an export (its ONNX graph and the
+    classifier's conversion): every one of its warnings reaches the user
+    (issue 25, item 5: the export silenced warnings process-wide), while the
+    exporters' own notes stay hidden."""
+    texts, labels = load_sentiment_sentences("yelp")
+    pipeline = make_pipeline(
+        vectorizer(make_tiny_bert(), pooling="mean"), LogisticRegression()
+    ).fit(texts[:40], labels[:40])
+    done, emitted = threading.Event(), []
+
+    def warn_until_done() -> None:
+        while not done.is_set():
+            warnings.warn(f"tick {len(emitted)}", UserWarning, stacklevel=1)
+            emitted.append(1)
+            time.sleep(0.0005)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        other = threading.Thread(target=warn_until_done)
+        other.start()
+        try:
+            skbert.export_onnx(pipeline, tmp_path / "model.onnx")
+        finally:
+            done.set()
+            other.join()
+    ticks = [w for w in caught if str(w.message).startswith("tick")]
+    assert len(emitted) > 100  # the other thread ran all through the export
+    assert len(ticks) == len(emitted)
+    others = [str(w.message) for w in caught if w not in ticks]
+    assert others == []  # nothing from torch's exporter or skl2onnx
