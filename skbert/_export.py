@@ -59,8 +59,11 @@ class ExportReport:
         The exported steps, as ``"name: Class"``.
     quantized : bool
         Whether the encoder has int8 weights.
+    sha256 : str
+        The artefact's digest, over its graph, tokenizer and manifest: pin it
+        where the artefact is loaded (``runtime.load(path, sha256=...)``).
     graph_sha256 : str
-        The fingerprint the runtime checks.
+        The fingerprint of the graph alone.
     n_checked : int
         Texts on which the artefact was compared with the Python pipeline
         (its float32 CPU computation).
@@ -80,6 +83,7 @@ class ExportReport:
     methods: tuple[str, ...]
     steps: tuple[str, ...]
     quantized: bool
+    sha256: str
     graph_sha256: str
     n_checked: int
     agreement: float | None
@@ -92,6 +96,7 @@ class ExportReport:
         lines = [
             f"wrote {self.path} ({size}, {precision}): {' -> '.join(self.steps)}",
             f"  runtime methods: {', '.join(self.methods)}",
+            f"  digest (pin it: runtime.load(path, sha256=...)): {self.sha256}",
         ]
         checks = [f"vectors within {self.vector_difference:.1e}"]
         if self.agreement is not None:
@@ -163,10 +168,13 @@ def _manifest(
     from importlib.metadata import PackageNotFoundError, version
 
     from . import _versions
+    from ._artefact import EXPORT_PACKAGES
     from ._export_graph import VECTORS
 
     versions = _versions.installed_versions()
-    for package in ("onnx", "skl2onnx", "scikit-learn", "numpy"):
+    for package in EXPORT_PACKAGES:
+        if package in versions:
+            continue
         try:
             versions[package] = version(package)
         except PackageNotFoundError:
@@ -436,6 +444,7 @@ def export_onnx(
         methods=tuple(written["outputs"]),
         steps=tuple(written["steps"]),
         quantized=quantize,
+        sha256=written["sha256"],
         graph_sha256=written["graph_sha256"],
         n_checked=len(texts),
         agreement=compared.agreement,

@@ -28,6 +28,17 @@ __all__ = [
 POOLINGS = ("cls", "pooler", "mean", "max", "auto")
 #: Poolings computed from token states (``"pooler"`` is the model's own layer).
 TOKEN_POOLINGS = ("cls", "mean", "max")
+#: Every way a vector is pooled, as a recipe's modes name them: skbert's
+#: poolings and those of sentence-transformers folders.
+VECTOR_MODES = (
+    "cls",
+    "pooler",
+    "mean",
+    "max",
+    "mean_sqrt_len",
+    "weightedmean",
+    "lasttoken",
+)
 #: Order of the poolings stored together in one embedding-cache entry.
 CACHED_POOLINGS = ("cls", "mean", "max", "pooler")
 #: ``long_texts`` values: what happens to texts longer than ``max_length``.

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ._artefact import ArtefactError, read_artefact
+from ._artefact import ArtefactError, check_ids_known, read_artefact
 from ._batching import EncodingSpec, pad_rows, plan_batches
 from ._encoding import CHUNK_SIZE, prepare
 from ._inputs import check_texts
@@ -41,7 +41,9 @@ __all__ = ["ArtefactError", "ExportedPipeline", "load"]
 _RUNTIME_PACKAGES = ("skbert", "onnxruntime", "tokenizers")
 
 
-def load(path: str | os.PathLike, *, threads: int | None = None) -> ExportedPipeline:
+def load(
+    path: str | os.PathLike, *, threads: int | None = None, sha256: str | None = None
+) -> ExportedPipeline:
     """Load an artefact written by [`export_onnx`][skbert.export_onnx].
 
     Parameters
@@ -51,6 +53,12 @@ def load(path: str | os.PathLike, *, threads: int | None = None) -> ExportedPipe
     threads : int, default=None
         Threads ONNX Runtime uses for one batch; ``None`` lets it choose (one
         per physical core).
+    sha256 : str, default=None
+        The digest the artefact must have (``report.sha256`` of the export,
+        ``"sha256:..."``). Every artefact is checked against the digest it
+        carries, which finds damage and edits; pinning the digest from a
+        trusted record also refuses a file that someone altered and signed
+        again.
 
     Returns
     -------
@@ -60,8 +68,10 @@ def load(path: str | os.PathLike, *, threads: int | None = None) -> ExportedPipe
     Raises
     ------
     ArtefactError
-        If the file is not an skbert artefact, or its graph or tokenizer does
-        not match the fingerprints in its manifest.
+        If the file is not an skbert artefact, its graph, tokenizer or manifest
+        does not match its digests (or ``sha256``), its manifest holds a field
+        or value skbert does not write, its graph reads data from other files,
+        or declares inputs and outputs other than its manifest's.
 
     Examples
     --------
@@ -75,7 +85,7 @@ def load(path: str | os.PathLike, *, threads: int | None = None) -> ExportedPipe
 
     [`export_onnx`][skbert.export_onnx] shows the whole round trip.
     """
-    return ExportedPipeline(path, threads=threads)
+    return ExportedPipeline(path, threads=threads, sha256=sha256)
 
 
 class _ArtefactTokenizer(TextTokenizer):
@@ -96,6 +106,10 @@ class _ArtefactTokenizer(TextTokenizer):
         self.prefix = list(recipe["prefix"])
         self.suffix = list(recipe["suffix"])
         self.pad_id = recipe["pad_id"]
+
+    @property
+    def vocabulary_size(self) -> int:
+        return int(self._tokenizer.get_vocab_size(with_added_tokens=True))
 
     def content_ids(self, texts: list[str]) -> list[list[int]]:
         if not texts:
@@ -132,6 +146,54 @@ def _warn_about_versions(exported: dict[str, Any]) -> None:
             )
 
 
+def _widths(manifest: dict[str, Any]) -> dict[str, int | None]:
+    """The width of each runtime method's output (``None``: one value per text)."""
+    return {
+        "predict": None,
+        "predict_proba": len(manifest["classes"] or ()),
+        "transform": manifest["n_features_out"],
+        "embed": manifest["spec"]["output_size"],
+    }
+
+
+def _check_signature(session: Any, manifest: dict[str, Any]) -> None:
+    """The graph takes the manifest's inputs as any number of texts of any
+    length (int64), and its outputs have the widths the manifest gives: a
+    declared dimension that differs fails here, not at ``predict``."""
+    inputs = {item.name: item for item in session.get_inputs()}
+    outputs = {item.name: item for item in session.get_outputs()}
+    if set(inputs) != set(manifest["inputs"]) or not set(
+        manifest["outputs"].values()
+    ) <= set(outputs):
+        raise ArtefactError(
+            "the artefact's graph does not have the inputs and outputs its "
+            "manifest names"
+        )
+    for name, item in inputs.items():
+        shape = list(item.shape or ())
+        fixed = [dim for dim in shape if isinstance(dim, int)]
+        if item.type != "tensor(int64)" or len(shape) != 2 or fixed:
+            raise ArtefactError(
+                f"the artefact's graph declares its input {name!r} as {item.type} "
+                f"of shape {shape}; skbert's graphs take int64 of shape (texts, "
+                "tokens), both of any size"
+            )
+    widths = _widths(manifest)
+    for method, name in manifest["outputs"].items():
+        shape = list(outputs[name].shape or ())
+        expected = [None] if widths[method] is None else [None, widths[method]]
+        if len(shape) != len(expected) or any(
+            isinstance(dim, int) and dim != want
+            for dim, want in zip(shape, expected, strict=True)
+        ):
+            raise ArtefactError(
+                f"the artefact's graph declares its output {name!r} of shape "
+                f"{shape}, but its manifest gives {method} "
+                f"{'one value' if widths[method] is None else widths[method]} "
+                "per text"
+            )
+
+
 def _spec(fields: dict[str, Any]) -> EncodingSpec:
     """The manifest's spec as the ``EncodingSpec`` the export ran."""
     sequences = {"layers": tuple(fields["layers"]), "modes": tuple(fields["modes"])}
@@ -156,6 +218,8 @@ class ExportedPipeline:
         The artefact.
     threads : int, default=None
         ONNX Runtime's intra-op threads (``None``: its default).
+    sha256 : str, default=None
+        The digest the artefact must have (see [`load`][skbert.runtime.load]).
 
     Attributes
     ----------
@@ -171,27 +235,25 @@ class ExportedPipeline:
     See [`export_onnx`][skbert.export_onnx] for a round trip.
     """
 
-    def __init__(self, path: str | os.PathLike, *, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        threads: int | None = None,
+        sha256: str | None = None,
+    ) -> None:
         import onnxruntime
 
-        artefact = read_artefact(path)
+        artefact = read_artefact(path, sha256)
         manifest = artefact.manifest
         self._session = open_session(onnxruntime, artefact.model, threads=threads)
-        inputs = {item.name for item in self._session.get_inputs()}
-        outputs = {item.name for item in self._session.get_outputs()}
-        if (
-            inputs != set(manifest["inputs"])
-            or not set(manifest["outputs"].values()) <= outputs
-        ):
-            raise ArtefactError(
-                "the artefact's graph does not have the inputs and outputs its "
-                "manifest names"
-            )
+        _check_signature(self._session, manifest)
         self.manifest = manifest
         _warn_about_versions(manifest["versions"])
-        self._inputs = inputs
+        self._inputs = {item.name for item in self._session.get_inputs()}
         self._spec = _spec(manifest["spec"])
         self._tokenizer = _ArtefactTokenizer(artefact.tokenizer, manifest["tokenizer"])
+        check_ids_known(manifest, self._tokenizer.vocabulary_size)
         if manifest["kind"] == "classifier":
             self.classes_ = np.asarray(manifest["classes"])
 
@@ -319,9 +381,4 @@ class ExportedPipeline:
         """The result for no texts, shaped as for some."""
         if method == "predict":
             return np.empty(0, dtype=self.classes_.dtype)
-        widths = {
-            "predict_proba": len(getattr(self, "classes_", ())),
-            "transform": self.manifest["n_features_out"],
-            "embed": self._spec.output_size,
-        }
-        return np.empty((0, widths[method]), dtype=np.float32)
+        return np.empty((0, _widths(self.manifest)[method]), dtype=np.float32)

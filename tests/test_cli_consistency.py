@@ -206,3 +206,13 @@ def test_a_multi_line_recipe_keeps_its_line_breaks(tiny_model_dir, tmp_path, cap
     assert "    import torch" in lines
     assert "    from safetensors.torch import save_file" in lines
     assert any(line.startswith("    save_file(") for line in lines)
+
+
+def test_the_vector_modes_are_the_poolings_skbert_computes():
+    """``VECTOR_MODES`` (what a manifest's spec may name) is every pooling the
+    numpy code computes, plus the model's own pooler; a recipe maps onto it."""
+    from skbert import _options, _recipe
+    from skbert._pooling import NUMPY_POOLINGS
+
+    assert set(_options.VECTOR_MODES) == {*NUMPY_POOLINGS, "pooler"}
+    assert set(_recipe._MODES.values()) <= set(_options.VECTOR_MODES)

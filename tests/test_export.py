@@ -15,6 +15,7 @@ import json
 import threading
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -280,22 +281,29 @@ def _graph_bytes(path) -> bytes:
     )
 
 
-def _rewrite(source, target, *, graph=None, manifest=None, tokenizer=None):
+def _rewrite(
+    source, target, *, graph=None, manifest=None, tokenizer=None, sign=False, extra=()
+):
     """Write ``source``'s artefact again with one part replaced, keeping the
-    manifest (and its fingerprints) unless given."""
+    manifest (and its digests) unless given. ``sign``: compute the graph's,
+    the tokenizer's and the manifest's digests again, as someone who edits
+    the file knowingly would; ``extra``: metadata entries appended."""
     _, metadata = _artefact._split(source.read_bytes())
-    manifest = manifest or json.loads(metadata[_artefact.MANIFEST_KEY])
+    manifest = dict(manifest or json.loads(metadata[_artefact.MANIFEST_KEY]))
+    graph = graph if graph is not None else _graph_bytes(source)
+    tokenizer = (
+        tokenizer if tokenizer is not None else metadata[_artefact.TOKENIZER_KEY]
+    )
+    if sign:
+        manifest["graph_sha256"] = _artefact._split(graph)[0]
+        manifest["tokenizer_sha256"] = _artefact._sha256(tokenizer.encode())
+        manifest["sha256"] = _artefact.manifest_digest(manifest)
     with open(target, "wb") as handle:
-        handle.write(graph if graph is not None else _graph_bytes(source))
+        handle.write(graph)
         handle.write(_artefact._entry(_artefact.MANIFEST_KEY, json.dumps(manifest)))
-        handle.write(
-            _artefact._entry(
-                _artefact.TOKENIZER_KEY,
-                tokenizer
-                if tokenizer is not None
-                else metadata[_artefact.TOKENIZER_KEY],
-            )
-        )
+        handle.write(_artefact._entry(_artefact.TOKENIZER_KEY, tokenizer))
+        for key, value in extra:
+            handle.write(_artefact._entry(key, value))
     return target
 
 
@@ -363,7 +371,8 @@ def test_other_runtime_versions_than_the_export_s_are_warned_about(
     _, path, _ = classifier
     manifest = runtime.load(path).manifest
     manifest["versions"] = {**manifest["versions"], "tokenizers": "0.0.1"}
-    moved = _rewrite(path, tmp_path / "moved.onnx", manifest=manifest)
+    # as an export with tokenizers 0.0.1 writes it: signed
+    moved = _rewrite(path, tmp_path / "moved.onnx", manifest=manifest, sign=True)
 
     with pytest.warns(skbert.InconsistentVersionWarning) as caught:
         runtime.load(moved)
@@ -571,3 +580,203 @@ def test_an_export_hides_no_warning_of_another_thread(make_tiny_bert, tmp_path):
     assert len(ticks) == len(emitted)
     others = [str(w.message) for w in caught if w not in ticks]
     assert others == []  # nothing from torch's exporter or skl2onnx
+
+
+# -- the artefact is one signed unit (issue 25, items 8 to 10) ---------------
+def _manifest_of(path) -> dict:
+    _, metadata = _artefact._split(path.read_bytes())
+    return json.loads(metadata[_artefact.MANIFEST_KEY])
+
+
+def _edited(manifest: dict, dotted: str, value) -> dict:
+    """A deep copy of ``manifest`` with the field ``dotted`` (``"spec.prompt"``)
+    set to ``value``."""
+    manifest = json.loads(json.dumps(manifest))
+    *parents, name = dotted.split(".")
+    target = manifest
+    for parent in parents:
+        target = target[parent]
+    target[name] = value(target[name]) if callable(value) else value
+    return manifest
+
+
+MANIFEST_EDITS = {
+    "spec.prompt": "query: ",
+    "spec.max_length": 16,
+    "tokenizer.prefix": [5],
+    "classes": lambda classes: classes[::-1],
+    "versions.onnxruntime": "1.0.0",
+}
+
+
+@pytest.mark.parametrize("field", MANIFEST_EDITS)
+def test_an_edited_manifest_is_refused(classifier, tmp_path, field):
+    """Each edit changed predictions (or, for classes, made ``classes_`` disagree
+    with ``predict``) and loaded; now the manifest's digest refuses it."""
+    _, path, _ = classifier
+    manifest = _edited(_manifest_of(path), field, MANIFEST_EDITS[field])
+    edited = _rewrite(path, tmp_path / "edited.onnx", manifest=manifest)
+
+    with pytest.raises(runtime.ArtefactError, match="its manifest does not match"):
+        runtime.load(edited)
+
+
+def test_a_second_manifest_is_refused(classifier, tmp_path):
+    """Appended after the first, it won."""
+    _, path, _ = classifier
+    manifest = _edited(_manifest_of(path), "spec.prompt", "query: ")
+    manifest["sha256"] = _artefact.manifest_digest(manifest)
+    doubled = _rewrite(
+        path,
+        tmp_path / "doubled.onnx",
+        extra=[(_artefact.MANIFEST_KEY, json.dumps(manifest))],
+    )
+
+    with pytest.raises(runtime.ArtefactError, match="two metadata entries"):
+        runtime.load(doubled)
+
+
+def test_a_swapped_tokenizer_with_its_fingerprint_updated_is_refused(
+    classifier, tmp_path
+):
+    _, path, _ = classifier
+    tokenizer = json.loads(runtime.load(path)._tokenizer._tokenizer.to_str())
+    vocab = tokenizer["model"]["vocab"]
+    vocab["film"], vocab["movie"] = vocab["movie"], vocab["film"]
+    text = json.dumps(tokenizer)
+    manifest = _manifest_of(path)
+    manifest["tokenizer_sha256"] = _artefact._sha256(text.encode())
+    swapped = _rewrite(path, tmp_path / "s.onnx", manifest=manifest, tokenizer=text)
+
+    with pytest.raises(runtime.ArtefactError, match="its manifest does not match"):
+        runtime.load(swapped)
+
+
+def test_no_bit_flip_in_the_manifest_loads(classifier, tmp_path):
+    """40 seeded single-bit flips inside the manifest entry: 7 loaded (one as
+    'onnz', one failing only at predict); every one is refused now."""
+    _, path, _ = classifier
+    data = path.read_bytes()
+    _, metadata = _artefact._split(data)
+    start = data.index(metadata[_artefact.MANIFEST_KEY].encode())
+    length = len(metadata[_artefact.MANIFEST_KEY].encode())
+    rng = np.random.default_rng(0)
+    loaded = []
+    for flip in range(40):
+        damaged = bytearray(data)
+        damaged[start + int(rng.integers(length))] ^= 1 << int(rng.integers(8))
+        target = tmp_path / f"flip{flip}.onnx"
+        target.write_bytes(bytes(damaged))
+        try:
+            runtime.load(target)
+        except runtime.ArtefactError:
+            continue
+        loaded.append(flip)
+    assert loaded == []
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("versions.onnz", "1.0", "unknown field 'versions.onnz'"),
+        ("spec.long_texts", "trunccte", "spec.long_texts"),
+        ("spec.modes", ["cls", "median"], "spec.modes"),
+        ("spec.tokens", 3, "unknown field 'spec.tokens'"),
+        ("tokenizer.prefix", list(range(5, 20_005)), "no room"),
+        ("spec.head_tokens", 10**6, "spec.head_tokens"),
+    ],
+)
+def test_a_signed_manifest_skbert_would_not_write_is_refused_at_load(
+    classifier, tmp_path, field, value, message
+):
+    """Signed again, so only the check of each field can refuse it: at load,
+    not at predict."""
+    _, path, _ = classifier
+    manifest = _edited(_manifest_of(path), field, value)
+    forged = _rewrite(path, tmp_path / "forged.onnx", manifest=manifest, sign=True)
+
+    with pytest.raises(runtime.ArtefactError, match=message):
+        runtime.load(forged)
+
+
+def test_a_special_token_id_beyond_the_vocabulary_is_refused_at_load(
+    classifier, tmp_path
+):
+    _, path, _ = classifier
+    manifest = _edited(_manifest_of(path), "tokenizer.prefix", [10**9])
+    forged = _rewrite(path, tmp_path / "forged.onnx", manifest=manifest, sign=True)
+
+    with pytest.raises(runtime.ArtefactError, match="beyond its tokenizer"):
+        runtime.load(forged)
+
+
+def test_a_pinned_digest_refuses_an_artefact_signed_again(classifier, tmp_path):
+    """The file's own digest finds damage and edits; the digest the export
+    reported, given to load, also refuses a forger who signed again."""
+    _, path, report = classifier
+    assert runtime.load(path, sha256=report.sha256).manifest["sha256"] == report.sha256
+    manifest = _edited(_manifest_of(path), "spec.prompt", "query: ")
+    forged = _rewrite(path, tmp_path / "forged.onnx", manifest=manifest, sign=True)
+    runtime.load(forged)  # consistent in itself
+
+    with pytest.raises(runtime.ArtefactError, match="not the sha256:"):
+        runtime.load(forged, sha256=report.sha256)
+    with pytest.raises(ValueError, match="sha256 must be"):
+        runtime.load(path, sha256="deadbeef")
+
+
+def _onnx_model(path):
+    import onnx
+
+    return onnx.load_from_string(_graph_bytes(path))
+
+
+def test_a_graph_that_reads_external_data_is_refused(classifier, tmp_path, monkeypatch):
+    """An initializer moved to a file next to the working folder, the digests
+    signed again: ONNX Runtime read the file at load (issue 25, item 9)."""
+    import onnx
+
+    _, path, _ = classifier
+    monkeypatch.chdir(tmp_path)
+    model = _onnx_model(path)
+    tensor = max(model.graph.initializer, key=lambda t: len(t.raw_data))
+    Path("secret.bin").write_bytes(tensor.raw_data)
+    onnx.external_data_helper.set_external_data(
+        tensor, "secret.bin", offset=0, length=len(tensor.raw_data)
+    )
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    tensor.ClearField("raw_data")
+    forged = _rewrite(
+        path, tmp_path / "forged.onnx", graph=model.SerializeToString(), sign=True
+    )
+
+    with pytest.raises(runtime.ArtefactError, match="external data") as raised:
+        runtime.load(forged)
+    assert tensor.name in str(raised.value)
+
+
+def test_a_fixed_input_dimension_is_refused_at_load(classifier, tmp_path):
+    """An input declared with 2**62 tokens loaded and failed only at predict."""
+    _, path, _ = classifier
+    model = _onnx_model(path)
+    dim = model.graph.input[0].type.tensor_type.shape.dim[1]
+    dim.Clear()
+    dim.dim_value = 2**62
+    forged = _rewrite(
+        path, tmp_path / "forged.onnx", graph=model.SerializeToString(), sign=True
+    )
+
+    with pytest.raises(runtime.ArtefactError, match="input_ids"):
+        runtime.load(forged)
+
+
+def test_the_manifest_fields_are_the_encoding_spec_s(classifier):
+    """The manifest's spec is checked field by field against the list the
+    artefact reader keeps: it must name exactly the spec's fields."""
+    import dataclasses
+
+    from skbert._batching import EncodingSpec
+
+    fields = {field.name for field in dataclasses.fields(EncodingSpec)}
+    assert _artefact._FIELDS["spec"] == fields
+    assert set(_manifest_of(classifier[1])) == _artefact._FIELDS["manifest"]
