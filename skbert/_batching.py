@@ -198,7 +198,7 @@ def spec_inputs(tokenizer: Any, texts: list[str], spec: EncodingSpec) -> Inputs:
     """The model inputs of ``texts`` (prompt already added) under ``spec``: one
     per text, or several windows (``spec.long_texts``)."""
     return model_inputs(
-        tokenizer.content_ids(texts),
+        tokenizer.content_ids(texts, tokenizer.kept(spec.max_length, spec.long_texts)),
         tokenizer.prefix,
         tokenizer.suffix,
         max_length=spec.max_length,

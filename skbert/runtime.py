@@ -111,7 +111,7 @@ class _ArtefactTokenizer(TextTokenizer):
     def vocabulary_size(self) -> int:
         return int(self._tokenizer.get_vocab_size(with_added_tokens=True))
 
-    def content_ids(self, texts: list[str]) -> list[list[int]]:
+    def _all_ids(self, texts: list[str]) -> list[list[int]]:
         if not texts:
             return []
         encoded = self._tokenizer.encode_batch(texts, add_special_tokens=False)
