@@ -82,7 +82,9 @@ def main() -> None:
     print(
         f"model: {args.model}\ntexts: {len(texts)}, cv={args.cv}, poolings={POOLINGS}"
     )
-    BertCLSVectorizer(model_name_or_path=args.model).fit([])  # load once, untimed
+    BertCLSVectorizer(model_name_or_path=args.model).fit(
+        ["probe"]
+    )  # load once, untimed
     skbert.clear_cache()
     encode, fits = floor(args.model, texts, labels, args.cv)
     cached, best_cached = grid_search(args.model, texts, labels, "auto", args.cv)

@@ -159,7 +159,7 @@ def main() -> None:
         cache=None,
         persist="reference",
         backend=args.backend,
-    ).fit([])
+    ).fit(["probe"])
     torch.set_num_threads(args.cores)
     vectorizer.transform(texts[:64])  # load and warm up, untimed
     frame = dd.from_pandas(pd.Series(texts, name="text"), npartitions=partitions)

@@ -66,7 +66,7 @@ def main() -> None:
     for quantize in (False, True):  # export both graphs
         BertCLSVectorizer(
             model_name_or_path=model, backend="onnx", quantize=quantize, cache=None
-        ).fit([])
+        ).fit(["probe"])
     (fused,) = Path(home.name).rglob("model.onnx")
     int8 = fused.with_name("model-int8.onnx")
     feeds = batches(
@@ -112,7 +112,7 @@ def main() -> None:
             max_length=args.max_length,
             batch_size=args.batch_size,
             cache=None,
-        ).fit([])
+        ).fit(["probe"])
         for precision in ("float32", "int8")
     }
 

@@ -79,7 +79,7 @@ def main() -> None:
             cache=args.cache_dir,
             show_progress_bar=True,
             **params,
-        ).fit([])
+        ).fit(["probe"])
         start = time.perf_counter()
         vectors[name] = {
             split: vectorizer.transform(texts) for split, (texts, _) in splits.items()

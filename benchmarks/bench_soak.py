@@ -93,7 +93,7 @@ def main() -> None:
             batch_size=args.batch_size,
             cache=cache,
             show_progress_bar=False,
-        ).fit([])
+        ).fit(["probe"])
         weights = sum(p.stat().st_size for p in Path(folder).glob("*.safetensors"))
         width = vectorizer.hidden_size_
         kept = np.empty((len(texts), width), dtype=np.float32) if args.keep else None

@@ -197,7 +197,7 @@ def contenders(args, model_path: str) -> dict[str, Callable[[list[str]], np.ndar
             device=args.device,
             dtype=args.dtype,
             **params,
-        ).fit([])
+        ).fit(["probe"])
         return vectorizer.transform
 
     runs["skbert torch"] = skbert_run()

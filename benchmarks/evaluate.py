@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         max_length=args.max_length,
         cache=args.cache_dir if args.cache_dir else "auto",
         show_progress_bar=False,
-    ).fit([])
+    ).fit(["probe"])
     n_layers = vectorizer.n_layers_ - 1
     log(
         f"{n_layers} layers, {vectorizer.hidden_size_} dims, trained pooler: "

@@ -727,7 +727,7 @@ def run(args: argparse.Namespace) -> int:
     if bar_shown:
         print(f"skbert embed: loading model {args.model} ...", file=sys.stderr)
     started = time.perf_counter()
-    vectorizer = BertCLSVectorizer(**vectorizer_params(args)).fit([])
+    vectorizer = BertCLSVectorizer(**vectorizer_params(args)).fit(["probe"])
     seconds = time.perf_counter() - started
     if bar_shown or (args.progress is None and seconds >= LOG_EVERY):
         print(

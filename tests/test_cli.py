@@ -394,7 +394,7 @@ def test_info_on_a_checkpoint_with_pooler(tiny_model_dir, capsys):
     code, out, err = run_cli(["info", tiny_model_dir], capsys)
 
     assert code == 0, err
-    fitted = vectorizer(tiny_model_dir).fit([])
+    fitted = vectorizer(tiny_model_dir).fit(["probe"])
     assert "architecture:    bert (BertModel)" in out
     assert "layers:          2 (valid layers: 0..2 or -3..-1" in out
     assert "hidden size:     32" in out
@@ -419,7 +419,7 @@ def test_info_on_a_masked_lm_checkpoint(tiny_mlm_dir, capsys):
     assert info["poolings"] == ["cls", "mean", "max", "auto"]
     assert info["architectures"] == ["BertForMaskedLM"]
     assert (info["n_layers"], info["hidden_size"]) == (2, 32)
-    assert info["fingerprint"] == vectorizer(tiny_mlm_dir).fit([]).fingerprint_
+    assert info["fingerprint"] == vectorizer(tiny_mlm_dir).fit(["probe"]).fingerprint_
     assert info == describe(str(tiny_mlm_dir))
     code, out, _ = run_cli(["info", tiny_mlm_dir], capsys)
     assert "trained pooler:  no, missing pooler.dense.bias, pooler.dense.weight" in out

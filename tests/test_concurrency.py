@@ -21,7 +21,7 @@ def test_four_threads_each_get_their_own_correct_vectors(
     ]
     expected = [tiny_oracle.vectors(texts, "mean") for texts in per_thread]
     estimator = vectorizer(tiny_model_dir, pooling="mean", batch_size=5, cache=cache)
-    estimator.fit([])
+    estimator.fit(["probe"])
 
     def work(thread: int) -> list[np.ndarray]:
         return [estimator.transform(per_thread[thread]) for _ in range(3)]

@@ -517,7 +517,7 @@ def test_head_tail_is_exported_and_chunk_is_refused(tiny_model_dir, tmp_path):
             atol=1e-5,
             rtol=0,
         )
-    chunk = vectorizer(tiny_model_dir, long_texts="chunk").fit([])
+    chunk = vectorizer(tiny_model_dir, long_texts="chunk").fit(["probe"])
     with pytest.raises(ValueError, match="long_texts='chunk'"):
         skbert.export_onnx(chunk, tmp_path / "chunk.onnx")
 

@@ -174,7 +174,7 @@ def test_texts_longer_than_max_length_are_truncated_with_a_warning(
 
 
 def test_no_truncation_warning_when_everything_fits(tiny_model_dir):
-    estimator = vectorizer(tiny_model_dir, max_length=10).fit([])
+    estimator = vectorizer(tiny_model_dir, max_length=10).fit(["probe"])
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -187,7 +187,7 @@ def test_default_max_length_is_the_model_limit(tiny_model_dir, tiny_oracle):
     with pytest.warns(skbert.TruncationWarning, match="1 of 2 texts"):
         vectors = (
             vectorizer(tiny_model_dir, pooling="max")
-            .fit([])
+            .fit(["probe"])
             .transform(["a", long_text])
         )
 
@@ -198,7 +198,7 @@ def test_default_max_length_is_the_model_limit(tiny_model_dir, tiny_oracle):
 def test_truncation_positions_count_across_chunks(tiny_model_dir, monkeypatch):
     monkeypatch.setattr(skbert._encoding, "CHUNK_SIZE", 2)
     texts = ["a", "b", "c", "film " * 20, "d", "film " * 20]
-    estimator = vectorizer(tiny_model_dir, max_length=8).fit([])
+    estimator = vectorizer(tiny_model_dir, max_length=8).fit(["probe"])
 
     with pytest.warns(skbert.TruncationWarning) as caught:
         estimator.transform(texts)
@@ -212,7 +212,7 @@ def test_truncation_warning_does_not_depend_on_the_embedding_cache(tiny_model_di
     # Every transform of a too-long text must say so, also when its vector
     # comes from the cache.
     texts = ["a", "film " * 20, "the " * 20]
-    estimator = vectorizer(tiny_model_dir, max_length=8, cache="auto").fit([])
+    estimator = vectorizer(tiny_model_dir, max_length=8, cache="auto").fit(["probe"])
 
     for _ in range(2):
         with pytest.warns(skbert.TruncationWarning, match="2 of 3 texts"):
@@ -256,3 +256,18 @@ def test_a_sparse_matrix_is_refused_by_name(fitted, columns):
     sparse = scipy.sparse.csr_matrix(np.ones((2, columns)))
     with pytest.raises(TypeError, match="sparse matrix"):
         fitted.transform(sparse)
+
+
+@pytest.mark.parametrize("empty", [[], (), np.array([], dtype=object)])
+def test_fit_refuses_zero_samples_as_scikit_learn_does(tiny_model_dir, empty):
+    """scikit-learn's estimators raise for zero samples; fit([]) was accepted
+    (issue 25, item 7). transform of no texts still gives no rows."""
+    from sklearn.linear_model import LogisticRegression
+
+    with pytest.raises(ValueError, match="0 sample") as ours:
+        vectorizer(tiny_model_dir).fit(empty)
+    with pytest.raises(ValueError, match="0 sample"):
+        LogisticRegression().fit(np.empty((0, 2)), [])
+    assert "fit(['probe'])" in str(ours.value)
+    fitted = vectorizer(tiny_model_dir).fit(["probe"])
+    assert fitted.transform(empty).shape == (0, fitted.hidden_size_)

@@ -190,7 +190,7 @@ def test_real_checkpoint_max_length_and_truncation(minilm_dir, minilm_oracle):
     with pytest.warns(skbert.TruncationWarning, match="1 of 2 texts"):
         vectors = (
             vectorizer(minilm_dir, pooling="mean")
-            .fit([])
+            .fit(["probe"])
             .transform(["short", long_text])
         )
 
@@ -204,4 +204,4 @@ def test_real_checkpoint_max_length_and_truncation(minilm_dir, minilm_oracle):
     expected = minilm_oracle.vector(long_text, "mean", max_length=512)
     np.testing.assert_allclose(vectors[0], expected, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="limit of 512"):
-        vectorizer(minilm_dir, max_length=513).fit([])
+        vectorizer(minilm_dir, max_length=513).fit(["probe"])

@@ -133,7 +133,9 @@ def test_head_tail_equals_the_model_run_on_head_and_tail(
 
 
 def test_chunk_sees_every_token_and_warns_about_nothing(tiny_model_dir):
-    estimator = vectorizer(tiny_model_dir, long_texts="chunk", pooling="mean").fit([])
+    estimator = vectorizer(tiny_model_dir, long_texts="chunk", pooling="mean").fit(
+        ["probe"]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         estimator.transform(TEXTS)
@@ -141,7 +143,7 @@ def test_chunk_sees_every_token_and_warns_about_nothing(tiny_model_dir):
     changed = LONG[3] + " happy"
     a, b = estimator.transform([LONG[3], changed])
     assert not np.allclose(a, b, atol=1e-6)
-    truncated = vectorizer(tiny_model_dir, pooling="mean").fit([])
+    truncated = vectorizer(tiny_model_dir, pooling="mean").fit(["probe"])
     with pytest.warns(skbert.TruncationWarning):
         a, b = truncated.transform([LONG[3], changed])
     np.testing.assert_array_equal(a, b)  # the classic trap: the end is ignored
@@ -182,7 +184,9 @@ def test_windows_of_all_texts_are_batched_together_under_the_budget(
 def test_a_100000_token_text_keeps_memory_bounded(tiny_model_dir):
     psutil = pytest.importorskip("psutil")
     huge = " ".join(["film"] * 100_000)
-    estimator = vectorizer(tiny_model_dir, long_texts="chunk", pooling="mean").fit([])
+    estimator = vectorizer(tiny_model_dir, long_texts="chunk", pooling="mean").fit(
+        ["probe"]
+    )
     estimator.transform(["warm up " * 100])
     before = psutil.Process().memory_info().rss
     vector = estimator.transform([huge])
@@ -272,9 +276,9 @@ def test_the_truncation_report_is_data(tiny_model_dir):
 
 def test_invalid_long_text_settings_are_refused(tiny_model_dir):
     with pytest.raises(ValueError, match="long_texts"):
-        vectorizer(tiny_model_dir, long_texts="summarize").fit([])
+        vectorizer(tiny_model_dir, long_texts="summarize").fit(["probe"])
     with pytest.raises(ValueError, match="stride=40"):
-        vectorizer(tiny_model_dir, long_texts="chunk", stride=40).fit([])
+        vectorizer(tiny_model_dir, long_texts="chunk", stride=40).fit(["probe"])
 
 
 @pytest.mark.parametrize("content", [[], [7] * 3, [7] * 30])
@@ -312,7 +316,7 @@ def test_an_option_that_does_nothing_warns_at_the_users_line(
 ):
     estimator = vectorizer(tiny_model_dir, **params)
     with pytest.warns(UserWarning, match=re.escape(unused)) as caught:
-        estimator.fit([])
+        estimator.fit(["probe"])
     (warning,) = [w for w in caught if unused in str(w.message)]
     assert warning.filename == __file__  # not sklearn/base.py's _fit_context
 
@@ -334,7 +338,7 @@ def test_defaults_and_used_options_do_not_warn(tiny_model_dir, params):
     assert defaults["chunk_combine"] == "mean"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        vectorizer(tiny_model_dir, **params).fit([])
+        vectorizer(tiny_model_dir, **params).fit(["probe"])
     assert [str(w.message) for w in caught] == []
 
 

@@ -108,7 +108,7 @@ def test_reference_file_pointing_at_code_never_runs_it(tiny_model_dir, tmp_path,
             "AutoModel": "modeling_evil.EvilModel",
         },
     )
-    fitted = vectorizer(tiny_model_dir, persist="reference").fit([])
+    fitted = vectorizer(tiny_model_dir, persist="reference").fit(["probe"])
     # The attacker edits the file field by field: source and trust flag.
     handle = fitted.model_
     source = handle.source
@@ -186,7 +186,7 @@ def test_onnx_loads_and_torch_transforms_in_threads_agree_with_the_oracle(
     pytest.importorskip("onnxruntime")
     batches = [distinct_texts(12, seed=seed, longest=30) for seed in range(4)]
     expected = [tiny_oracle.vectors(batch, "mean") for batch in batches]
-    torch_side = vectorizer(tiny_model_dir, pooling="mean", batch_size=3).fit([])
+    torch_side = vectorizer(tiny_model_dir, pooling="mean", batch_size=3).fit(["probe"])
     stop = threading.Event()
     wrong: list[str] = []
     errors: list[BaseException] = []
@@ -195,7 +195,7 @@ def test_onnx_loads_and_torch_transforms_in_threads_agree_with_the_oracle(
         try:
             while not stop.is_set():
                 skbert.clear_model_cache()  # every fit exports or verifies again
-                vectorizer(tiny_model_dir, backend="onnx").fit([])
+                vectorizer(tiny_model_dir, backend="onnx").fit(["probe"])
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -365,7 +365,7 @@ def test_reference_pickle_of_a_relative_path_loads_from_another_directory(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(project)
-    fitted = vectorizer("models/tiny", persist="reference").fit([])
+    fitted = vectorizer("models/tiny", persist="reference").fit(["probe"])
     expected = fitted.transform(TEXTS)
     blob = pickle.dumps(fitted)
     skbert.clear_model_cache()
@@ -381,7 +381,7 @@ def test_reference_pickle_of_a_relative_path_loads_from_another_directory(
 
 
 def test_persist_set_after_fit_decides_what_the_pickle_holds(tiny_model_dir):
-    fitted = vectorizer(tiny_model_dir).fit([])  # persist="weights"
+    fitted = vectorizer(tiny_model_dir).fit(["probe"])  # persist="weights"
     with_weights = len(pickle.dumps(fitted))
     fitted.set_params(persist="reference")
     reference = len(pickle.dumps(fitted))
@@ -394,7 +394,7 @@ def test_persist_set_after_fit_decides_what_the_pickle_holds(tiny_model_dir):
 def test_model_parameters_changed_after_fit_ask_for_a_refit(
     tiny_model_dir, make_tiny_bert
 ):
-    fitted = vectorizer(tiny_model_dir).fit([])
+    fitted = vectorizer(tiny_model_dir).fit(["probe"])
     fitted.set_params(model_name_or_path=str(make_tiny_bert("other", seed=4)))
 
     with pytest.raises(ValueError, match="model_name_or_path.*fit"):
@@ -419,7 +419,7 @@ def test_loading_leaves_transformers_verbosity_alone(make_tiny_bert):
     hf_logging.set_verbosity_info()
     AutoModel.from_pretrained = classmethod(recording)
     try:
-        vectorizer(make_tiny_bert("a", masked_lm=True)).fit([])
+        vectorizer(make_tiny_bert("a", masked_lm=True)).fit(["probe"])
         assert during == [hf_logging.INFO]
         assert hf_logging.get_verbosity() == hf_logging.INFO
     finally:
@@ -448,7 +448,7 @@ def test_verbosity_is_unchanged_while_a_load_runs_in_another_thread(
     AutoModel.from_pretrained = classmethod(slow)
     seen = []
     try:
-        loader = threading.Thread(target=lambda: vectorizer(folder).fit([]))
+        loader = threading.Thread(target=lambda: vectorizer(folder).fit(["probe"]))
         loader.start()
         assert inside.wait(30)
         seen.append(hf_logging.get_verbosity())
@@ -482,7 +482,7 @@ def test_the_load_report_is_hidden_but_other_threads_still_log(make_tiny_bert, c
     AutoModel.from_pretrained = classmethod(with_a_neighbour)
     try:
         with caplog.at_level(logging.INFO):
-            vectorizer(folder).fit([])
+            vectorizer(folder).fit(["probe"])
     finally:
         AutoModel.from_pretrained = classmethod(original)
         hf_logging.disable_propagation()
@@ -507,7 +507,7 @@ def test_quantizing_leaves_the_root_logger_alone(tiny_model_dir, onnx_home):
     before = root.level
     root.setLevel(logging.INFO)
     try:
-        vectorizer(tiny_model_dir, backend="onnx", quantize=True).fit([])
+        vectorizer(tiny_model_dir, backend="onnx", quantize=True).fit(["probe"])
     finally:
         onnxruntime.quantization.quantize_dynamic = original
         root.setLevel(before)
@@ -519,7 +519,7 @@ def test_a_slow_load_does_not_block_fits_of_other_models(
 ):
     from transformers import AutoModel
 
-    vectorizer(tiny_model_dir).fit([])  # registered
+    vectorizer(tiny_model_dir).fit(["probe"])  # registered
     slow_folder = make_tiny_bert("slow", seed=9)
     inside = threading.Event()
     release = threading.Event()
@@ -534,11 +534,11 @@ def test_a_slow_load_does_not_block_fits_of_other_models(
     AutoModel.from_pretrained = classmethod(slow)
     other_done = threading.Event()
     try:
-        loader = threading.Thread(target=lambda: vectorizer(slow_folder).fit([]))
+        loader = threading.Thread(target=lambda: vectorizer(slow_folder).fit(["probe"]))
         loader.start()
         assert inside.wait(30)
         other = threading.Thread(
-            target=lambda: (vectorizer(tiny_model_dir).fit([]), other_done.set())
+            target=lambda: (vectorizer(tiny_model_dir).fit(["probe"]), other_done.set())
         )
         other.start()
         finished = other_done.wait(20)
@@ -558,7 +558,7 @@ def test_pickle_records_versions_and_warns_when_they_differ(
 ):
     import skbert._versions
 
-    fitted = vectorizer(tiny_model_dir).fit([])
+    fitted = vectorizer(tiny_model_dir).fit(["probe"])
     versions = fitted.__getstate__()["_skbert_versions"]
     assert {"skbert", "torch", "transformers", "tokenizers"} <= set(versions)
     assert versions["skbert"] == skbert.__version__
@@ -640,7 +640,7 @@ def test_concurrency_soak_every_vector_matches_the_oracle(
             name = "first" if index % 2 else "second"
             for round_ in range(6):
                 if index == 0 and round_ % 2 == 0:
-                    vectorizer(tiny_model_dir, backend="onnx").fit([])
+                    vectorizer(tiny_model_dir, backend="onnx").fit(["probe"])
                     continue
                 pooling = ("mean", "max", "cls")[(index + round_) % 3]
                 estimator = vectorizer(

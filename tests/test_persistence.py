@@ -284,7 +284,7 @@ def test_reference_pickle_refuses_changed_weights(travelled, tmp_path):
     expected_fingerprint = travelled["by_reference"].fingerprint_
     folder = travelled["reference_model"]
     build_tiny_bert(folder, seed=1)  # other weights, same folder and file names
-    found_fingerprint = vectorizer(folder).fit([]).fingerprint_
+    found_fingerprint = vectorizer(folder).fit(["probe"]).fingerprint_
     assert found_fingerprint != expected_fingerprint
 
     config = {"pickle": str(travelled["work"] / "ref.pkl")}

@@ -87,7 +87,7 @@ def test_cls_pooling_dense_and_normalize_equal_sentence_transformers(
 
     assert found.shape == (len(TEXTS), 8)
     np.testing.assert_allclose(found, st_encode(folder, TEXTS), atol=1e-5, rtol=0)
-    fitted = vectorizer(folder, pooling="auto").fit([])
+    fitted = vectorizer(folder, pooling="auto").fit(["probe"])
     assert fitted.get_feature_names_out().shape == (8,)
 
 
@@ -170,9 +170,9 @@ def test_prompts_by_name_and_by_text(
         atol=atol,
     )
     with pytest.raises(ValueError, match=r"prompts \[.*'passage', 'query'\]"):
-        vectorizer(folder, pooling="auto", prompt_name="search").fit([])
+        vectorizer(folder, pooling="auto", prompt_name="search").fit(["probe"])
     with pytest.raises(ValueError, match="not both"):
-        vectorizer(folder, prompt="a", prompt_name="query").fit([])
+        vectorizer(folder, prompt="a", prompt_name="query").fit(["probe"])
 
 
 def test_the_default_prompt_applies_with_auto(tiny_model_dir, tmp_path):
@@ -207,7 +207,7 @@ def test_the_old_layout_with_the_transformer_in_a_subfolder(tiny_model_dir, tmp_
 
 def test_the_recipe_travels_in_a_pickle_and_keys_the_cache(tiny_model_dir, tmp_path):
     folder = build_st_folder(tiny_model_dir, tmp_path / "st")
-    fitted = vectorizer(folder, pooling="auto").fit([])
+    fitted = vectorizer(folder, pooling="auto").fit(["probe"])
     expected = fitted.transform(TEXTS[:3])
     blob = pickle.dumps(fitted)
     shutil.rmtree(folder)
@@ -216,7 +216,7 @@ def test_the_recipe_travels_in_a_pickle_and_keys_the_cache(tiny_model_dir, tmp_p
     np.testing.assert_allclose(pickle.loads(blob).transform(TEXTS[:3]), expected)
 
     other = build_st_folder(tiny_model_dir, tmp_path / "other", dense=4)
-    a = vectorizer(other, pooling="auto", cache="auto").fit([]).model_.identity
+    a = vectorizer(other, pooling="auto", cache="auto").fit(["probe"]).model_.identity
     assert a.digest != fitted.model_.identity.digest
 
 
@@ -227,7 +227,7 @@ def test_an_activation_from_elsewhere_is_refused_not_imported(tiny_model_dir, tm
     config["activation_function"] = "os.system"
     config_file.write_text(json.dumps(config))
     with pytest.raises(ValueError, match="never\\s+imports"):
-        vectorizer(folder, pooling="auto").fit([])
+        vectorizer(folder, pooling="auto").fit(["probe"])
 
 
 def test_auto_on_a_bare_transformer_is_cls_with_a_note(tiny_model_dir, tiny_oracle):

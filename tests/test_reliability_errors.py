@@ -221,7 +221,7 @@ def test_wrong_element_type_names_the_first_offender(
 
 @pytest.fixture(scope="module")
 def fitted_tiny(tiny_model_dir) -> BertCLSVectorizer:
-    return vectorizer(tiny_model_dir).fit([])
+    return vectorizer(tiny_model_dir).fit(["probe"])
 
 
 # -- use before fit ---------------------------------------------------------
@@ -404,7 +404,7 @@ def test_pickled_pipeline_refuses_a_replaced_model_of_another_width(make_tiny_be
     blobs = pickle.dumps(by_reference), pickle.dumps(by_weights)
 
     replace_with_bert(folder, hidden_size=48, intermediate_size=96)
-    wider = vectorizer(folder).fit([])
+    wider = vectorizer(folder).fit(["probe"])
     assert wider.hidden_size_ == 48
     skbert.clear_model_cache()  # as in a fresh process: nothing loaded yet
     restored_reference, restored_weights = map(pickle.loads, blobs)
@@ -424,6 +424,6 @@ def test_pickled_pipeline_refuses_a_replaced_model_of_another_width(make_tiny_be
 
     # Refitting only the vectorizer hands 48 columns to a classifier that
     # learned 32: scikit-learn's own check names both numbers.
-    restored_reference.named_steps["bert"].fit([])
+    restored_reference.named_steps["bert"].fit(["probe"])
     with pytest.raises(ValueError, match="X has 48 features, but LogisticRegression"):
         restored_reference.predict(TEXTS)

@@ -92,7 +92,7 @@ def test_trust_remote_code_true_does_run_it(tiny_model_copy, tmp_path):
     code = f"""
         from skbert import BertCLSVectorizer
         BertCLSVectorizer(model_name_or_path={str(tiny_model_copy)!r}, device="cpu",
-                          trust_remote_code=True).fit([])
+                          trust_remote_code=True).fit(["probe"])
         print("fitted")
     """
     output = run_python(code, cwd=tmp_path)
@@ -146,7 +146,7 @@ def pickle_opt_in(monkeypatch):
 
 @pytest.fixture(scope="module")
 def original_fingerprint(tiny_model_dir) -> str:
-    return vectorizer(tiny_model_dir).fit([]).fingerprint_
+    return vectorizer(tiny_model_dir).fit(["probe"]).fingerprint_
 
 
 def test_pickle_only_checkpoint_is_refused_by_default(
@@ -178,7 +178,9 @@ def test_the_conversion_the_refusal_prescribes_works(
     exec(recipe, {})  # the lines the message tells the user to run
 
     assert (tiny_model_copy / "model.safetensors").is_file()
-    assert vectorizer(tiny_model_copy).fit([]).fingerprint_ == original_fingerprint
+    assert (
+        vectorizer(tiny_model_copy).fit(["probe"]).fingerprint_ == original_fingerprint
+    )
 
 
 def test_pickle_weights_load_with_the_opt_in(

@@ -141,7 +141,7 @@ def test_skops_file_cannot_write_outside_its_temporary_folder(
     absolute = tmp_path / "escaped-absolute.txt"
     path = tmp_path / "hostile.skops"
     dump_tampered(
-        vectorizer(tiny_model_dir).fit([]),
+        vectorizer(tiny_model_dir).fit(["probe"]),
         path,
         files={"../escaped-relative.txt": b"x", str(absolute): b"x"},
     )
@@ -184,7 +184,7 @@ def test_skops_file_cannot_run_code_it_carries(tiny_model_dir, tmp_path):
     )
     path = tmp_path / "hostile.skops"
     dump_tampered(
-        vectorizer(tiny_model_dir).fit([]),
+        vectorizer(tiny_model_dir).fit(["probe"]),
         path,
         files={"modeling_evil.py": code.encode()},
         config={
@@ -208,7 +208,7 @@ def test_skops_file_cannot_run_code_it_carries(tiny_model_dir, tmp_path):
 @pytest.fixture(scope="module")
 def weights_pickle(tiny_model_dir) -> tuple[bytes, dict[str, tuple[int, int]]]:
     """A ``persist="weights"`` pickle and where each model file lies inside it."""
-    fitted = vectorizer(tiny_model_dir).fit([])
+    fitted = vectorizer(tiny_model_dir).fit(["probe"])
     blob = pickle.dumps(fitted)
     spans = {}
     for name, data in fitted.model_.__getstate__()["_bundle"].items():
@@ -276,7 +276,7 @@ def test_damage_message_says_what_to_do(weights_pickle):
 def test_altered_weights_behind_a_matching_checksum_are_refused(tiny_model_dir):
     # A tool that rewrites the pickle (checksum and all) with other tensor
     # bytes: the weights' fingerprint from fit still refuses them.
-    fitted = vectorizer(tiny_model_dir).fit([])
+    fitted = vectorizer(tiny_model_dir).fit(["probe"])
     expected = fitted.fingerprint_
     handle = fitted.model_
     bundle = dict(handle.__getstate__()["_bundle"])
@@ -328,11 +328,11 @@ CHANGES = {
 def test_reference_pickle_refuses_a_changed_tokenizer_or_config(
     tiny_model_copy, change
 ):
-    fitted = vectorizer(tiny_model_copy, persist="reference").fit([])
+    fitted = vectorizer(tiny_model_copy, persist="reference").fit(["probe"])
     before = fitted.transform(TEXTS)
     blob = pickle.dumps(fitted)
     CHANGES[change](tiny_model_copy)
-    after = vectorizer(tiny_model_copy).fit([])
+    after = vectorizer(tiny_model_copy).fit(["probe"])
     assert after.fingerprint_ == fitted.fingerprint_  # same weights...
     assert not np.allclose(after.transform(TEXTS), before)  # ...other vectors
     skbert.clear_model_cache()

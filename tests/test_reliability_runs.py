@@ -212,7 +212,7 @@ def test_eight_threads_share_one_fitted_vectorizer(tiny_model_dir, tmp_path, cac
     per_thread = [distinct_texts(20, seed=thread, longest=30) for thread in range(8)]
     shared = per_thread[0][:5]  # every thread also asks for these
     per_thread = [texts + shared for texts in per_thread]
-    model = vectorizer(tiny_model_dir, pooling="mean", batch_size=8).fit([])
+    model = vectorizer(tiny_model_dir, pooling="mean", batch_size=8).fit(["probe"])
     expected = [model.transform(texts) for texts in per_thread]
     model.set_params(cache=str(tmp_path / "cache") if cache == "directory" else cache)
 
@@ -231,7 +231,9 @@ def test_threads_with_different_max_length_share_a_model_safely(tiny_model_dir):
     # a thread's truncation length must not leak into another's call.
     texts = distinct_texts(120, seed=5, longest=60)
     base = vectorizer(tiny_model_dir, batch_size=64)
-    models = [clone(base).set_params(max_length=m).fit([]) for m in (8, 16, 32, 64)]
+    models = [
+        clone(base).set_params(max_length=m).fit(["probe"]) for m in (8, 16, 32, 64)
+    ]
     with pytest.warns(skbert.TruncationWarning):
         expected = [model.transform(texts) for model in models]
     callers = [i % len(models) for i in range(8)]
@@ -270,7 +272,7 @@ def test_memory_stays_flat_over_a_stream_of_texts(tiny_model_dir):
 
     texts = distinct_texts(20_000, seed=7, longest=20)
     chunks = [texts[i : i + 2_000] for i in range(0, len(texts), 2_000)]
-    model = vectorizer(tiny_model_dir, batch_size=256).fit([])
+    model = vectorizer(tiny_model_dir, batch_size=256).fit(["probe"])
     process = psutil.Process()
     rss, kept = [], []
     tracemalloc.start()

@@ -134,7 +134,7 @@ PROPERTY_SETTINGS = settings(
 @pytest.fixture(scope="module")
 def fitted(tiny_model_dir) -> skbert.BertCLSVectorizer:
     """One fitted vectorizer; ``pooling`` and ``cache`` are read at transform time."""
-    return vectorizer(tiny_model_dir).fit([])
+    return vectorizer(tiny_model_dir).fit(["probe"])
 
 
 def encode(model: skbert.BertCLSVectorizer, texts) -> np.ndarray:

@@ -155,7 +155,7 @@ sklearn.base._fit_context = fit_context
 
 result = {"vendored": _sklearn_compat.VENDORED}
 try:
-    BertCLSVectorizer(model_name_or_path=CONFIG["model"], pooling="sum").fit([])
+    BertCLSVectorizer(model_name_or_path=CONFIG["model"], pooling="sum").fit(["probe"])
 except _sklearn_compat.InvalidParameterError as exc:
     result["error"] = str(exc)
 fitted = BertCLSVectorizer(model_name_or_path=CONFIG["model"], device="cpu")

@@ -116,7 +116,7 @@ def test_a_row_read_under_another_key_fails_its_checksum(tiny_model_dir, tmp_pat
 def small_pickle(tiny_model_dir):
     """A ``persist="weights"`` pickle of the tiny model, where its model files
     lie in it, and the vectors it gives."""
-    fitted = vectorizer(tiny_model_dir, pooling="mean").fit([])
+    fitted = vectorizer(tiny_model_dir, pooling="mean").fit(["probe"])
     texts = ["a great film", "dull", ""]
     blob = pickle.dumps(fitted)
     files = []

@@ -89,7 +89,7 @@ def test_truncation_warning_through_cross_validation(tiny_model_dir):
 def test_version_warning_through_joblib_and_pickle(
     tiny_model_dir, tmp_path, monkeypatch
 ):
-    fitted = vectorizer(tiny_model_dir).fit([])
+    fitted = vectorizer(tiny_model_dir).fit(["probe"])
     with versions_installed(monkeypatch, torch="1.0.0"):  # written elsewhere
         path = tmp_path / "old.joblib"
         joblib.dump(fitted, path)
@@ -130,7 +130,7 @@ def test_auto_fallback_warning_through_fit_and_a_pipeline(tiny_model_dir):
     estimator = vectorizer(tiny_model_dir, pooling="auto")
     pipeline = make_pipeline(vectorizer(tiny_model_dir, pooling="auto"))
 
-    fit = lambda: estimator.fit([])  # noqa: E731
+    fit = lambda: estimator.fit(["probe"])  # noqa: E731
     fit_transform = lambda: estimator.fit_transform(TEXTS[:1])  # noqa: E731
     in_pipeline = lambda: pipeline.fit(TEXTS[:1])  # noqa: E731
 
