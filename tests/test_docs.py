@@ -168,3 +168,44 @@ def test_the_docs_hook_flags_a_raw_sphinx_role(mkdocs_hooks, caplog):
     assert [r.levelname for r in caplog.records] == ["WARNING", "WARNING"]
     assert ":meth:`transform`" in caplog.records[0].getMessage()
     assert mkdocs_hooks.sphinx_roles("<p>[<code>transform</code>][x]</p>") == []
+
+
+# -- every figure says where it comes from -----------------------------------
+#: ``<!-- measured: DATE | MACHINE | SCRIPT -->``: when, where and with what a
+#: page's figures were measured.
+MEASURED = re.compile(r"<!-- measured: (\S+) \| ([^|]+?) \| (\S+) -->")
+#: A Markdown table row with a number in a cell (a measured figure).
+FIGURE_ROW = re.compile(r"^\|.*\| *[0-9][0-9.,]*( ?%| s| MiB| GiB| MB|x)? *\|", re.M)
+
+
+def test_every_page_with_figures_says_when_where_and_with_what():
+    """A page whose tables hold figures carries a ``measured`` marker naming
+    the date, the machine and the benchmark script (which exists)."""
+    import datetime
+
+    root = DOCS.parent
+    for page in [root / "README.md", *sorted(DOCS.glob("*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        markers = MEASURED.findall(text)
+        if FIGURE_ROW.search(text) and page.name != "changelog.md":
+            assert markers, f"{page.name} has figures but no <!-- measured: --> marker"
+        for date, machine, script in markers:
+            assert datetime.date.fromisoformat(date) <= datetime.date.today()
+            assert "core" in machine or "GPU" in machine, (page.name, machine)
+            assert (root / script).is_file(), (page.name, script)
+
+
+def test_the_generated_tables_are_the_benchmarks_json():
+    """The fine-tuning, cost and SetFit tables are exactly what
+    ``report_finetune.py`` makes of docs/finetune.json and docs/setfit.json."""
+    import sys
+
+    sys.path.insert(0, str(DOCS.parent / "benchmarks"))
+    try:
+        import report_finetune
+    finally:
+        sys.path.pop(0)
+    for page, text in report_finetune.rendered_pages(DOCS.parent).items():
+        assert (DOCS.parent / page).read_text(encoding="utf-8") == text, (
+            f"{page}: run `python benchmarks/report_finetune.py --write-docs`"
+        )
