@@ -88,6 +88,20 @@ def load(
     return ExportedPipeline(path, threads=threads, sha256=sha256)
 
 
+def _require(package: str) -> Any:
+    """``package`` imported, or an ImportError that says what to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(package)
+    except ImportError as exc:
+        raise ImportError(
+            f'skbert.runtime needs {package}: pip install "skbert[runtime]" (numpy, '
+            "onnxruntime and tokenizers; in a deployment, then pip install --no-deps "
+            f"skbert). ({exc})"
+        ) from exc
+
+
 class _ArtefactTokenizer(TextTokenizer):
     """The artefact's ``tokenizer.json`` behind ``TextTokenizer``'s
     truncation and special-token framing (inherited, so the runtime cuts and
@@ -95,7 +109,7 @@ class _ArtefactTokenizer(TextTokenizer):
     the manifest records, read off the checkpoint's tokenizer at export."""
 
     def __init__(self, definition: str, recipe: dict[str, Any]) -> None:
-        from tokenizers import Tokenizer
+        Tokenizer = _require("tokenizers").Tokenizer
 
         # TextTokenizer.__init__ reads a transformers tokenizer; here every
         # setting comes from the manifest instead.
@@ -242,8 +256,7 @@ class ExportedPipeline:
         threads: int | None = None,
         sha256: str | None = None,
     ) -> None:
-        import onnxruntime
-
+        onnxruntime = _require("onnxruntime")
         artefact = read_artefact(path, sha256)
         manifest = artefact.manifest
         self._session = open_session(onnxruntime, artefact.model, threads=threads)

@@ -549,6 +549,22 @@ def test_export_without_the_extra_says_what_to_install(
         skbert.export_onnx(pipe, tmp_path / "x.onnx")
 
 
+@pytest.mark.parametrize("missing", ["onnxruntime", "tokenizers"])
+def test_the_runtime_without_its_packages_says_what_to_install(
+    classifier, monkeypatch, missing
+):
+    """As the export does: a missing package of the runtime names the extra
+    and the packages (it was Python's bare 'No module named ...')."""
+    import sys
+
+    _, path, _ = classifier
+    monkeypatch.setitem(sys.modules, missing, None)  # as if it were not installed
+
+    with pytest.raises(ImportError, match=r'pip install "skbert\[runtime\]"') as raised:
+        runtime.load(path)
+    assert missing in str(raised.value)
+
+
 def test_an_export_hides_no_warning_of_another_thread(make_tiny_bert, tmp_path):
     """Another thread warns all through an export (its ONNX graph and the
     classifier's conversion): every one of its warnings reaches the user
