@@ -21,7 +21,7 @@ import numpy as np
 
 from ._cpu_linear import onednn_linear
 from ._long_texts import Combiner, Inputs, model_inputs
-from ._pooling import NUMPY_POOLINGS, POOLINGS
+from ._pooling import NUMPY_POOLINGS, TORCH_POOLINGS
 
 if TYPE_CHECKING:
     import torch
@@ -174,7 +174,7 @@ def pool_batch(
         if name == "pooler":
             pooled.append(output.pooler_output.float())
             continue
-        per_layer = [POOLINGS[name](state, mask).float() for state in states]
+        per_layer = [TORCH_POOLINGS[name](state, mask).float() for state in states]
         pooled.append(
             per_layer[0] if len(per_layer) == 1 else torch.stack(per_layer).mean(0)
         )

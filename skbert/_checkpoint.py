@@ -59,7 +59,7 @@ class LoadedModel:
     info: ModelInfo
     device: torch.device
     dtype: torch.dtype
-    #: What runs the model: "torch", "onnx" or "onnx-int8".
+    #: What runs the model: one of :data:`skbert._options.RUNNERS`.
     backend: str = "torch"
     #: float32 CPU copy of the weights, kept only when the running copy is in
     #: another dtype, so that a pickle always holds the weights as loaded.

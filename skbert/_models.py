@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from . import _registry
 from ._checkpoint import load_folder
 from ._handle import FingerprintMismatchError, ModelHandle, ModelSource
+from ._options import on_onnx_runtime, runner
 
 if TYPE_CHECKING:
     import torch
@@ -59,8 +60,8 @@ def running_model(
 
     if handle.damage:
         raise FingerprintMismatchError(handle.damage)
-    if backend == "onnx":
-        backend = "onnx-int8" if quantize else "onnx"
+    backend = runner(backend, quantize)
+    if on_onnx_runtime(backend):
         device, dtype = torch.device("cpu"), torch.float32
     kept = handle.models.get((str(device), str(dtype), backend))
     if kept is not None:
@@ -83,7 +84,7 @@ def running_model(
             device=device,
             dtype=dtype,
             backend=backend,
-            load=lambda: load_onnx(base, quantize=backend == "onnx-int8"),
+            load=lambda: load_onnx(base, quantize=quantize),
         )
     return handle.remember(loaded)
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._filelock import file_lock
+from ._options import runner
 from ._ort_session import SLOW_FUSIONS, open_session
 from ._quiet import quiet, quiet_warnings
 
@@ -398,7 +399,7 @@ def load_onnx(loaded: LoadedModel, *, quantize: bool) -> LoadedModel:
         device=torch.device("cpu"),
         dtype=torch.float32,
         float32_state=None,
-        backend="onnx-int8" if quantize else "onnx",
+        backend=runner("onnx", quantize),
     )
 
 

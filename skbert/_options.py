@@ -19,15 +19,16 @@ __all__ = [
     "LONG_TEXTS",
     "PERSIST_OPTIONS",
     "POOLINGS",
-    "TOKEN_POOLINGS",
+    "RUNNERS",
     "TUNING_DEFAULTS",
+    "VECTOR_MODES",
+    "on_onnx_runtime",
+    "runner",
 ]
 
 #: Every ``pooling`` value, in the order the docs and the CLI list them.
 #: ``"auto"`` is the checkpoint's own recipe (a sentence-transformers folder's).
 POOLINGS = ("cls", "pooler", "mean", "max", "auto")
-#: Poolings computed from token states (``"pooler"`` is the model's own layer).
-TOKEN_POOLINGS = ("cls", "mean", "max")
 #: Every way a vector is pooled, as a recipe's modes name them: skbert's
 #: poolings and those of sentence-transformers folders.
 VECTOR_MODES = (
@@ -49,6 +50,24 @@ CHUNK_COMBINES = ("mean", "max")
 DTYPES = ("float32", "float16", "bfloat16", "auto")
 #: ``backend`` values.
 BACKENDS = ("torch", "onnx")
+#: What runs a loaded model (its ``backend`` field, part of the cache keys and
+#: the version stamps): a ``backend``, and ONNX with int8 weights.
+RUNNERS = ("torch", "onnx", "onnx-int8")
+
+
+def runner(backend: str, quantize: bool = False) -> str:
+    """The :data:`RUNNERS` name of ``backend`` (``quantize``: int8 weights)."""
+    name = "onnx-int8" if backend == "onnx" and quantize else backend
+    if name not in RUNNERS:
+        raise ValueError(f"backend={backend!r} is not one of {', '.join(BACKENDS)}")
+    return name
+
+
+def on_onnx_runtime(name: str) -> bool:
+    """Whether the :data:`RUNNERS` name ``name`` runs on ONNX Runtime."""
+    return name in RUNNERS and name != "torch"
+
+
 #: ``persist`` values: what a pickle of a fitted vectorizer holds.
 PERSIST_OPTIONS = ("weights", "reference")
 #: ``fine_tune`` values: how ``fit(X, y)`` adapts the encoder to the labels

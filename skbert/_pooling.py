@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NUMPY_POOLINGS",
-    "POOLINGS",
+    "TORCH_POOLINGS",
     "cls_pooling",
     "lasttoken_pooling",
     "max_pooling",
@@ -101,9 +101,10 @@ def max_pooling(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Ten
     return hidden.masked_fill(padded, float("-inf")).amax(dim=1)
 
 
-#: Poolings computed from hidden states. ``"pooler"`` is not here: it is the
+#: Poolings computed from hidden states, by their names in
+#: :data:`skbert._options.VECTOR_MODES`. ``"pooler"`` is not here: it is the
 #: model's own trained layer and is read from the model output.
-POOLINGS = {
+TORCH_POOLINGS = {
     "cls": cls_pooling,
     "mean": mean_pooling,
     "max": max_pooling,
@@ -154,7 +155,7 @@ def _np_max(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     )
 
 
-#: :data:`POOLINGS` over numpy arrays (same names, same results).
+#: :data:`TORCH_POOLINGS` over numpy arrays (same names, same results).
 NUMPY_POOLINGS = {
     "cls": _np_cls,
     "mean": _np_mean,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 from importlib.metadata import PackageNotFoundError, version
 
+from ._options import on_onnx_runtime
+
 __all__ = ["InconsistentVersionWarning", "compute_stamp", "installed_versions"]
 
 #: The packages whose versions are recorded (``None`` when not installed).
@@ -70,7 +72,7 @@ def installed_versions() -> dict[str, str | None]:
 
 def relevant_packages(backend: str) -> tuple[str, ...]:
     """The packages whose versions decide vectors computed by ``backend``."""
-    return _ALWAYS + (("onnxruntime",) if backend.startswith("onnx") else ())
+    return _ALWAYS + (("onnxruntime",) if on_onnx_runtime(backend) else ())
 
 
 def compute_stamp(backend: str, dtype: str) -> str:
@@ -78,7 +80,7 @@ def compute_stamp(backend: str, dtype: str) -> str:
     for ONNX the version of the export recipe that wrote the graph."""
     versions = installed_versions()
     parts = [f"{name}={versions[name]}" for name in relevant_packages(backend)]
-    if backend.startswith("onnx"):
+    if on_onnx_runtime(backend):
         from ._onnx import _EXPORT_VERSION
 
         parts.append(f"export={_EXPORT_VERSION}")

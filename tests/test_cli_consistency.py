@@ -216,3 +216,70 @@ def test_the_vector_modes_are_the_poolings_skbert_computes():
 
     assert set(_options.VECTOR_MODES) == {*NUMPY_POOLINGS, "pooler"}
     assert set(_recipe._MODES.values()) <= set(_options.VECTOR_MODES)
+
+
+#: Each option of the vectorizer with a vocabulary, and that vocabulary's home.
+OPTION_VOCABULARIES = {
+    "pooling": "POOLINGS",
+    "dtype": "DTYPES",
+    "backend": "BACKENDS",
+    "persist": "PERSIST_OPTIONS",
+    "long_texts": "LONG_TEXTS",
+    "chunk_combine": "CHUNK_COMBINES",
+    "fine_tune": "FINE_TUNE_OBJECTIVES",
+}
+
+
+@pytest.mark.parametrize("option", OPTION_VOCABULARIES)
+def test_the_docstring_validation_and_docs_name_each_vocabulary_as_its_home_does(
+    option,
+):
+    """The docstring's ``{...}``, the parameter constraints and (for
+    ``pooling``) the docs' table list exactly the vocabulary in
+    ``skbert._options``, in its order."""
+    import inspect
+    import re
+    from pathlib import Path
+
+    from skbert import BertCLSVectorizer, _options
+
+    vocabulary = getattr(_options, OPTION_VOCABULARIES[option])
+    doc = inspect.getdoc(BertCLSVectorizer)
+    declared = re.search(rf"^{option} : \{{([^}}]*)\}}", doc, flags=re.M)
+    assert declared, f"the docstring gives no {{...}} for {option}"
+    assert tuple(re.findall(r'"(\w+)"', declared[1])) == vocabulary
+    constraint = BertCLSVectorizer._parameter_constraints[option][0]
+    assert constraint.options == set(vocabulary)
+    if option == "pooling":
+        page = Path(__file__).parents[1] / "docs" / "pooling.md"
+        table = re.findall(r'^\| `"(\w+)"`', page.read_text(encoding="utf-8"), re.M)
+        assert tuple(table) == vocabulary
+
+
+def test_the_internal_runner_names_have_one_home():
+    """What runs a model is named by ``_options.runner`` only: no module
+    spells an ONNX runner itself."""
+    from pathlib import Path
+
+    from skbert import _options
+
+    assert [
+        _options.runner(b, q) for b in _options.BACKENDS for q in (False, True)
+    ] == [
+        "torch",
+        "torch",
+        "onnx",
+        "onnx-int8",
+    ]
+    assert [_options.on_onnx_runtime(name) for name in _options.RUNNERS] == [
+        False,
+        True,
+        True,
+    ]
+    package = Path(_options.__file__).parent
+    for module in package.rglob("*.py"):
+        if module.name != "_options.py":
+            text = module.read_text(encoding="utf-8")
+            assert '"onnx-int8"' not in text and 'startswith("onnx")' not in text, (
+                module.name
+            )

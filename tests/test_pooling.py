@@ -8,7 +8,7 @@ from helpers import numpy_pool, vectorizer
 
 from skbert._pooling import (
     NUMPY_POOLINGS,
-    POOLINGS,
+    TORCH_POOLINGS,
     cls_pooling,
     max_pooling,
     mean_pooling,
@@ -36,7 +36,7 @@ def padded_batch():
 
 
 @pytest.mark.parametrize("arrays", ["torch", "numpy"])
-@pytest.mark.parametrize("name", sorted(POOLINGS))
+@pytest.mark.parametrize("name", sorted(TORCH_POOLINGS))
 @pytest.mark.parametrize("skip", [0, 2])
 def test_pooling_functions_match_numpy_masked_pooling(padded_batch, name, arrays, skip):
     # skip: a prompt's leading tokens left out of the pooling (mask 0), which
@@ -47,7 +47,7 @@ def test_pooling_functions_match_numpy_masked_pooling(padded_batch, name, arrays
     before = hidden.numpy().copy(), mask.numpy().copy()
 
     if arrays == "torch":
-        pooled = POOLINGS[name](hidden, mask).numpy()
+        pooled = TORCH_POOLINGS[name](hidden, mask).numpy()
     else:  # the ONNX Runtime backend's
         pooled = NUMPY_POOLINGS[name](hidden.numpy(), mask.numpy())
 
@@ -62,7 +62,7 @@ def test_pooling_functions_match_numpy_masked_pooling(padded_batch, name, arrays
 
 
 def test_pooling_registry_names_the_functions():
-    assert {name: POOLINGS[name] for name in ("cls", "mean", "max")} == {
+    assert {name: TORCH_POOLINGS[name] for name in ("cls", "mean", "max")} == {
         "cls": cls_pooling,
         "mean": mean_pooling,
         "max": max_pooling,
@@ -70,7 +70,7 @@ def test_pooling_registry_names_the_functions():
     # the modes a sentence-transformers folder may declare (pooling="auto")
     assert (
         set(NUMPY_POOLINGS)
-        == set(POOLINGS)
+        == set(TORCH_POOLINGS)
         == {
             "cls",
             "mean",
@@ -87,7 +87,7 @@ def test_pooling_does_not_modify_its_inputs(padded_batch, name):
     hidden, mask = padded_batch
     hidden_before, mask_before = hidden.clone(), mask.clone()
 
-    POOLINGS[name](hidden, mask)
+    TORCH_POOLINGS[name](hidden, mask)
 
     assert hidden.equal(hidden_before)
     assert mask.equal(mask_before)
