@@ -54,30 +54,14 @@ def _finisher(
     """What turns pooled vectors ``(n, len(poolings), hidden)`` into output
     rows: the chosen poolings concatenated, the folder's Dense layers, then
     unit length if asked."""
-    import torch
+    from ._finish import dense_layers, finish_numpy
 
     index = [poolings.index(mode) for mode in spec.modes]
-    layers = []
-    if spec.dense and loaded.info.sentence is not None:
-        for (weight, bias), declared in zip(
-            loaded.dense, loaded.info.sentence.dense, strict=True
-        ):
-            activation = getattr(torch.nn, declared.activation)()
-            layers.append((torch.from_numpy(weight), bias, activation))
+    layers = dense_layers(loaded, spec)
 
     def finish(pooled: np.ndarray) -> np.ndarray:
         vectors = pooled[:, index].reshape(len(pooled), -1)
-        if layers:
-            x = torch.from_numpy(np.ascontiguousarray(vectors))
-            with torch.inference_mode():
-                for weight, bias, activation in layers:
-                    bias_tensor = None if bias is None else torch.from_numpy(bias)
-                    x = activation(torch.nn.functional.linear(x, weight, bias_tensor))
-            vectors = x.numpy()
-        if spec.normalize:
-            norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-            vectors = vectors / np.maximum(norms, 1e-12)
-        return vectors
+        return finish_numpy(vectors, layers, spec.normalize)
 
     return finish
 

@@ -83,17 +83,10 @@ def _vectors_module(model: Any, loaded: LoadedModel, spec: EncodingSpec) -> Any:
     import torch
 
     from ._batching import pool_batch
+    from ._finish import dense_layers, finish
     from ._onnx import _export_module
 
-    declared = loaded.info.sentence.dense if spec.dense and loaded.info.sentence else ()
-    dense = [
-        (
-            torch.from_numpy(weight),
-            None if bias is None else torch.from_numpy(bias),
-            getattr(torch.nn, layer.activation)(),
-        )
-        for (weight, bias), layer in zip(loaded.dense, declared, strict=True)
-    ]
+    dense = dense_layers(loaded, spec)
 
     class SentenceVectors(torch.nn.Module):
         def __init__(self) -> None:
@@ -114,12 +107,7 @@ def _vectors_module(model: Any, loaded: LoadedModel, spec: EncodingSpec) -> Any:
             }
             pooled = pool_batch(self.runs, batch, spec.layers, spec.modes, spec.skip)
             vectors = pooled.reshape(pooled.shape[0], -1)
-            for weight, bias, activation in dense:
-                vectors = activation(torch.nn.functional.linear(vectors, weight, bias))
-            if spec.normalize:
-                norms = vectors.norm(dim=-1, keepdim=True)
-                vectors = vectors / norms.clamp(min=1e-12)
-            return vectors
+            return finish(vectors, dense, spec.normalize)
 
     return SentenceVectors()
 

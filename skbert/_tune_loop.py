@@ -33,6 +33,7 @@ import numpy as np
 
 from ._batching import EncodingSpec, collate, pool_batch, spec_inputs
 from ._encoding import prepare
+from ._finish import finish
 from ._tune_pairs import contrastive_pairs, epoch_batches
 
 if TYPE_CHECKING:
@@ -134,22 +135,13 @@ class TextVectors:
     def __init__(
         self, loaded: LoadedModel, spec: EncodingSpec, windows: list[list[list[int]]]
     ) -> None:
-        import torch
+        from ._finish import dense_layers
 
         self.loaded = loaded
         self.spec = spec
         self.windows = windows
         self.device = loaded.device
-        self.dense = []
-        if spec.dense and loaded.info.sentence is not None:
-            for (weight, bias), declared in zip(
-                loaded.dense, loaded.info.sentence.dense, strict=True
-            ):
-                if bias is not None:
-                    bias = torch.as_tensor(bias, device=self.device)
-                weight = torch.as_tensor(weight, device=self.device)
-                activation = getattr(torch.nn, declared.activation)()
-                self.dense.append((weight, bias, activation))
+        self.dense = dense_layers(loaded, spec, self.device)
 
     def rows(self, text: int) -> int:
         """Model inputs of a text (its windows)."""
@@ -164,7 +156,6 @@ class TextVectors:
         return self.rows(text) * self.longest(text)
 
     def __call__(self, texts: list[int]) -> torch.Tensor:
-        import torch
 
         rows, owners, weights = [], [], []
         for k, text in enumerate(texts):
@@ -180,12 +171,7 @@ class TextVectors:
         vectors = pooled.reshape(len(rows), -1)
         if len(rows) != len(texts):
             vectors = self._combine(vectors, owners, weights, len(texts))
-        for weight, bias, activation in self.dense:
-            vectors = activation(torch.nn.functional.linear(vectors, weight, bias))
-        if self.spec.normalize:
-            norms = vectors.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-            vectors = vectors / norms
-        return vectors
+        return finish(vectors, self.dense, self.spec.normalize)
 
     def _combine(
         self, vectors: torch.Tensor, owners: list[int], weights: list[float], n: int
