@@ -105,12 +105,19 @@ def add_source_arguments(parser: argparse._ActionsContainer) -> None:
 
 def add_batch_size_argument(parser: argparse._ActionsContainer) -> None:
     """``--batch-size``, with the vectorizer's default."""
+    count = at_least(1)
+
+    def batch_size(text: str) -> int | str:
+        return text if text == "auto" else count(text)
+
+    batch_size.__name__ = "batch size"
     parser.add_argument(
         "--batch-size",
-        type=at_least(1),
+        type=batch_size,
         default=DEFAULT_BATCH_SIZE,
         metavar="N",
-        help="texts per forward pass (default: %(default)s)",
+        help='texts per forward pass, or "auto": 32 on a CPU, 128 on a GPU '
+        "(default: %(default)s)",
     )
 
 

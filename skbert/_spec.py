@@ -16,6 +16,7 @@ from typing import Any
 from ._batching import EncodingSpec
 from ._families import ONNX_FAMILIES, pooler_reason
 from ._identity import ModelInfo
+from ._options import batch_size_for
 
 __all__ = ["auto_fallback", "available_poolings", "encoding_spec", "pooler_usable"]
 
@@ -148,8 +149,11 @@ def _check_backend(
         )
 
 
-def encoding_spec(params: dict[str, Any], info: ModelInfo, name: str) -> EncodingSpec:
-    """Check ``params`` (the estimator's) against the model; what to run.
+def encoding_spec(
+    params: dict[str, Any], info: ModelInfo, name: str, device_type: str = "cpu"
+) -> EncodingSpec:
+    """Check ``params`` (the estimator's) against the model; what to run on a
+    device of ``device_type`` (which decides ``batch_size="auto"``).
 
     Raises
     ------
@@ -207,7 +211,7 @@ def encoding_spec(params: dict[str, Any], info: ModelInfo, name: str) -> Encodin
         layers=layers,
         normalize=normalize,
         max_length=int(max_length),
-        batch_size=params["batch_size"],
+        batch_size=batch_size_for(params["batch_size"], device_type),
         max_batch_tokens=params["max_batch_tokens"],
         modes=modes,
         prompt=_prompt(params, info, name),

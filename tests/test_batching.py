@@ -189,3 +189,23 @@ def test_progress_bar_can_be_forced_on_and_off(tiny_model_dir, capfd):
 
     vectorizer(tiny_model_dir, show_progress_bar=True).fit(texts).transform(texts)
     assert "skbert: encoding" in capfd.readouterr().err
+
+
+def test_the_default_batch_size_is_the_fastest_measured_for_the_device(
+    tiny_model_dir,
+):
+    """``batch_size="auto"`` (the default) runs 32 texts per pass on a CPU
+    (measured faster there than 128: docs/performance.md), for ONNX Runtime
+    too; an explicit value wins; a GPU gets 128 (tests/test_gpu.py)."""
+    from skbert._options import AUTO_BATCH_SIZES, batch_size_for
+
+    assert skbert.BertCLSVectorizer().batch_size == "auto"
+    for params, expected in [
+        ({}, 32),
+        ({"backend": "onnx"}, 32),
+        ({"batch_size": 7}, 7),
+    ]:
+        fitted = vectorizer(tiny_model_dir, **params).fit(["probe"])
+        assert fitted._encoding_spec(fitted.model_).batch_size == expected
+    assert batch_size_for("auto", "cuda") == AUTO_BATCH_SIZES["cuda"] == 128
+    assert batch_size_for(64, "cuda") == 64

@@ -244,7 +244,8 @@ def test_the_report_and_the_manifest_say_what_was_written(classifier, tiny_model
         "pad_id": tokenizer.pad_id,
     }
     assert manifest["spec"]["max_length"] == 64
-    assert manifest["spec"]["batch_size"] == vectors.batch_size
+    # batch_size="auto" (the default) as the runtime's device, a CPU, reads it
+    assert vectors.batch_size == "auto" and manifest["spec"]["batch_size"] == 32
     assert manifest["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
     assert manifest["classes"] == [0, 1]
     assert manifest["model"]["identity"] == vectors.model_.identity.digest

@@ -74,3 +74,8 @@ def test_fine_tuning_on_cuda_learns_and_its_pickle_runs_on_cpu(tiny_model_dir):
     assert pipe.score(X_test, y_test) > 0.9
     moved = pickle.loads(pickle.dumps(pipe[0])).set_params(device="cpu")
     assert cosine(moved.transform(X_test), pipe[0].transform(X_test)).min() > 0.99
+
+
+def test_the_default_batch_size_on_cuda_is_128(tiny_model_dir):
+    fitted = vectorizer(tiny_model_dir, device="cuda").fit(["probe"])
+    assert fitted._encoding_spec(fitted.model_).batch_size == 128
