@@ -92,7 +92,8 @@ TUNING_DEFAULTS = {
 DEFAULT_BATCH_SIZE = "auto"
 #: What ``batch_size="auto"`` means on each kind of device. On a CPU, 32 keeps
 #: a batch's activations in cache (docs/performance.md: 1.15x the speed of 128
-#: on 2 Zen 5 cores, 1.08x on Zen 4); GPUs want large batches (128).
+#: on 2 Zen 5 cores, 1.02x to 1.08x on Zen 4); GPUs want large batches
+#: (128).
 AUTO_BATCH_SIZES = {"cpu": 32, "cuda": 128, "mps": 128}
 
 

@@ -113,9 +113,9 @@ class BertCLSVectorizer(
         batches waste little on padding. ``"auto"`` is the fastest measured
         for the device that runs the model: 32 on a CPU (and for ONNX
         Runtime), where batches of 32 keep the activations in cache (1.15x
-        the speed of 128 on a 2-core Zen 5 machine, 1.08x on Zen 4; see the
-        throughput page of the docs), 128 on a GPU. Vectors do not depend on
-        it beyond float rounding.
+        the speed of 128 on a 2-core Zen 5 machine, 1.02x to 1.08x on Zen 4;
+        see the throughput page of the docs), 128 on a GPU. Vectors do not
+        depend on it beyond float rounding.
     max_batch_tokens : int, default=16384
         Token budget of a batch: at most this many padded tokens (texts x
         longest text) per forward pass, so long texts do not exhaust memory
