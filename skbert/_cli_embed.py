@@ -36,6 +36,7 @@ from ._cli_options import (
     cache_value,
     layers_value,
 )
+from ._fitted import fitted_encoder
 from ._options import BACKENDS, CHUNK_COMBINES, DTYPES, LONG_TEXTS
 
 __all__ = ["CHUNK_SIZE", "add_arguments", "read_texts", "run"]
@@ -735,8 +736,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
-    # the width of the vectors, a Dense layer of pooling="auto" included
-    width = len(vectorizer.get_feature_names_out())
+    encoder = fitted_encoder(vectorizer)  # what runs: width, limit, recipe
+    width = encoder.output_size  # a Dense layer of pooling="auto" included
     writer_class = _NpyWriter if out_format == "npy" else _ParquetWriter
     writer = writer_class(output, n_texts, width)
     truncated = blank = tokens = done = limit = 0
@@ -744,7 +745,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with open_progress(n_texts, "skbert embed", args.progress) as bar:
             for chunk in source.chunks(chunk_size):
-                X, report = vectorizer._encode_and_report(check_texts(chunk), bar)
+                X, report = encoder.encode(check_texts(chunk), bar)
                 bar.update(done + len(chunk) - bar.n)  # repeated or cached texts
                 done += len(chunk)
                 truncated += len(report.truncated)

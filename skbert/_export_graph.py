@@ -14,7 +14,6 @@ and ``token_type_ids`` (zeros); the output is ``vectors``.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -32,28 +31,10 @@ VECTORS = "vectors"
 def vectorizer_recipe(vectorizer: Any) -> tuple[LoadedModel, EncodingSpec]:
     """The float32 CPU torch model of a fitted vectorizer and the spec its
     ``transform`` runs (every parameter checked against the model, as there)."""
-    import torch
+    from ._fitted import fitted_encoder
 
-    from ._models import running_model
-    from ._spec import encoding_spec
-
-    vectorizer._check_model_parameters()
-    handle = vectorizer.model_
-    loaded = running_model(handle, torch.device("cpu"), torch.float32)
-    params = {
-        **vectorizer.get_params(deep=False),
-        # the export is the float32 CPU computation, whatever runs it in Python
-        "backend": "torch",
-        "quantize": False,
-        "dtype": "float32",
-        "device": "cpu",
-    }
-    spec = encoding_spec(params, handle.info, os.fspath(vectorizer.model_name_or_path))
-    recipe = handle.info.sentence
-    if spec.pooling == "auto" and recipe and not recipe.include_prompt:
-        skip = loaded.tokenizer.prompt_length(spec.prompt, spec.lowercase)
-        spec = dataclasses.replace(spec, skip=skip)
-    return loaded, spec
+    encoder = fitted_encoder(vectorizer, export=True)
+    return encoder.models[0], encoder.spec
 
 
 class _EncoderOutputs:

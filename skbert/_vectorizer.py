@@ -10,7 +10,6 @@ the estimator is pickled.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import warnings
 from numbers import Integral, Real
@@ -440,6 +439,7 @@ class BertCLSVectorizer(
             ``fine_tune``, if ``y`` is missing or not one class label per text.
         """
         from ._device import resolve_dtype
+        from ._fitted import FittedEncoder
         from ._handle import ModelSource
         from ._models import fit_handle
         from ._report import user_stacklevel
@@ -490,7 +490,7 @@ class BertCLSVectorizer(
         if self.fine_tune is not None:
             handle, report = self._tune(handle, texts, codes, classes, device)
         if self.backend == "onnx":  # export (once per checkpoint) and verify now
-            self._models(handle)
+            _ = FittedEncoder(handle, self.get_params(deep=False)).models
         self.model_ = handle
         if report is not None:
             self.fine_tune_report_ = report
@@ -513,6 +513,7 @@ class BertCLSVectorizer(
         """``handle``'s encoder tuned on the texts and labels (see ``fine_tune``)."""
         from sklearn.utils import check_random_state
 
+        from ._fitted import with_prompt_skip
         from ._tune_loop import TuningPlan
         from ._tuning import tuned_handle
 
@@ -531,7 +532,7 @@ class BertCLSVectorizer(
             max_steps=self.tune_max_steps,
             seed=seed,
         )
-        spec = self._with_prompt_skip(self._encoding_spec(handle), handle.torch_model)
+        spec = with_prompt_skip(self._encoding_spec(handle), handle.torch_model)
         tuned, report = tuned_handle(
             handle,
             spec,
@@ -546,15 +547,9 @@ class BertCLSVectorizer(
 
     def _tuning_params(self) -> dict[str, Any] | None:
         """The tuning parameters as set now (``None`` without ``fine_tune``)."""
-        if self.fine_tune is None:
-            return None
-        params = {name: getattr(self, name) for name in TUNING_PARAMETERS}
-        seed = params["random_state"]
-        if isinstance(seed, Integral):
-            params["random_state"] = int(seed)
-        elif seed is not None:  # its repr names its address: not kept across pickles
-            params["random_state"] = type(seed).__name__
-        return params
+        from ._fitted import tuning_params
+
+        return tuning_params(self.get_params(deep=False))
 
     def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
         """Load the checkpoint (and tune it, with ``fine_tune``), then encode
@@ -605,113 +600,22 @@ class BertCLSVectorizer(
         self, texts: list[str], progress: Any = None
     ) -> tuple[np.ndarray, Any]:
         """The vectors of ``texts`` and the
-        :class:`~skbert._report.EncodingReport` of the call, nothing warned;
-        ``progress``, a caller's open progress bar, is advanced per batch."""
-        from ._cache import get_store
-        from ._encoding import encode
-        from ._report import EncodingReport
+        :class:`~skbert._report.EncodingReport` of the call, nothing warned."""
+        from ._fitted import fitted_encoder
 
-        self._check_model_parameters()
-        spec = self._encoding_spec(self.model_)
-        if not texts:
-            empty = np.empty((0, spec.output_size), dtype=np.float32)
-            return empty, EncodingReport(max_length=spec.max_length)
-        models = self._models(self.model_)
-        spec = self._with_prompt_skip(spec, models[0])
-        return encode(
-            texts,
-            models,
-            spec,
-            show_progress_bar=self.show_progress_bar if progress is None else progress,
-            store=get_store(self.cache),
-        )
-
-    def _with_prompt_skip(self, spec: Any, loaded: Any) -> Any:
-        """``spec`` with the prompt's tokens left out of the pooling where the
-        model's recipe asks for it (sentence-transformers' include_prompt)."""
-        recipe = loaded.info.sentence
-        if spec.pooling == "auto" and recipe and not recipe.include_prompt:
-            skip = loaded.tokenizer.prompt_length(spec.prompt, spec.lowercase)
-            if skip and spec.long_texts == "chunk":
-                raise ValueError(
-                    "long_texts='chunk' cannot leave the prompt out of each "
-                    "window's pooling, as this model's recipe asks "
-                    "(include_prompt=false); use long_texts='truncate' or "
-                    "'head_tail'."
-                )
-            spec = dataclasses.replace(spec, skip=skip)
-        return spec
-
-    def _check_model_parameters(self) -> None:
-        """Refuse to encode with a model other than the parameters now name."""
-        report = getattr(self, "fine_tune_report_", None)
-        fitted = None if report is None else report.get("params")
-        now = self._tuning_params()
-        if now != fitted:
-            changed = (
-                [name for name in TUNING_PARAMETERS if now[name] != fitted[name]]
-                if now and fitted
-                else ["fine_tune"]
-            )
-            raise ValueError(
-                f"{', '.join(changed)} changed after fit (the encoder was "
-                + ("fine-tuned with other settings" if fitted else "not fine-tuned")
-                + "); call fit again to tune it as the parameters now say."
-            )
-        source = self.model_.source
-        fitted = {
-            "model_name_or_path": source.name,
-            "revision": source.revision,
-            "local_files_only": source.local_files_only,
-            "trust_remote_code": source.trust_remote_code,
-        }
-        for name in MODEL_PARAMETERS:
-            value = getattr(self, name)
-            if name == "model_name_or_path":
-                value = os.fspath(value)
-            if value != fitted[name]:
-                raise ValueError(
-                    f"{name}={value!r} was set after fit (the fitted model was "
-                    f"loaded with {name}={fitted[name]!r}); call fit again to load "
-                    "the model it names."
-                )
+        return fitted_encoder(self).encode(texts, progress)
 
     def _devices(self) -> list[Any]:
         """The torch devices to run on: the CPU for ONNX Runtime."""
-        import torch
+        from ._fitted import devices
 
-        from ._device import resolve_devices
-
-        if self.backend == "onnx":  # device options are checked with the spec
-            return [torch.device("cpu")]
-        return resolve_devices(self.device)
-
-    def _models(self, handle: Any) -> list[Any]:
-        """``handle``'s checkpoint loaded on every device to run on."""
-        from ._device import resolve_dtype
-        from ._models import running_model
-
-        return [
-            running_model(
-                handle,
-                device,
-                resolve_dtype(self.dtype, device),
-                self.backend,
-                self.quantize,
-            )
-            for device in self._devices()
-        ]
+        return devices(self.get_params(deep=False))
 
     def _encoding_spec(self, handle: Any) -> Any:
         """Check the options against the model; the spec the encoder runs."""
-        from ._spec import encoding_spec
+        from ._fitted import spec_for
 
-        return encoding_spec(
-            self.get_params(deep=False),
-            handle.info,
-            os.fspath(self.model_name_or_path),
-            self._devices()[0].type,
-        )
+        return spec_for(self.get_params(deep=False), handle)
 
     @property
     def _n_features_out(self) -> int:

@@ -283,3 +283,50 @@ def test_the_internal_runner_names_have_one_home():
             assert '"onnx-int8"' not in text and 'startswith("onnx")' not in text, (
                 module.name
             )
+
+
+FRONT_ENDS = [
+    "_cli.py",
+    "_cli_embed.py",
+    "_cli_info.py",
+    "_cli_export.py",
+    "_cli_options.py",
+    "_demo.py",
+    "_export.py",
+    "_export_graph.py",
+    "_export_head.py",
+    "_fitted.py",
+    "dask.py",
+    "runtime.py",
+]
+
+
+@pytest.mark.parametrize("module", FRONT_ENDS)
+def test_no_front_end_calls_a_private_method_of_the_estimator(module):
+    """The CLI, the demo, the export, Dask and the runtime ask the fitted
+    encoder (``skbert._fitted``) or the estimator's public API; none reaches
+    into the estimator's private methods (issue 22: the CLI called
+    ``_encode_and_report``, the export ``_check_model_parameters``)."""
+    import ast
+    import inspect
+    from pathlib import Path
+
+    from skbert import BertCLSVectorizer
+
+    private = {
+        name
+        for klass in BertCLSVectorizer.__mro__
+        if klass.__module__.startswith("skbert")
+        for name in vars(klass)
+        if name.startswith("_") and not name.startswith("__")
+    }
+    source = Path(inspect.getfile(BertCLSVectorizer)).parent / module
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    reached = [
+        f"{module}:{node.lineno}: {ast.unparse(node)}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr in private
+        and not (isinstance(node.value, ast.Name) and node.value.id == "self")
+    ]
+    assert reached == []

@@ -554,6 +554,7 @@ def test_tuning_trains_the_vector_transform_computes(
     sentence-transformers."""
     import torch
 
+    from skbert._fitted import fitted_encoder
     from skbert._tune_loop import TextVectors, text_windows
 
     params = TRAINING_PATHS[case]
@@ -562,7 +563,7 @@ def test_tuning_trains_the_vector_transform_computes(
     texts = [f"{text} and {text}" for text in texts]  # ~20 tokens: windows of 12
     fitted = vectorizer(folder, max_length=12, **params).fit(texts)
     loaded = fitted.model_.torch_model
-    spec = fitted._with_prompt_skip(fitted._encoding_spec(fitted.model_), loaded)
+    spec = fitted_encoder(fitted).spec  # what transform runs
 
     with torch.no_grad():
         vectors = TextVectors(loaded, spec, text_windows(loaded, spec, texts))
