@@ -198,14 +198,6 @@ BUSY_TIMEOUT = 120.0
 _POLL_SECONDS = 0.05
 
 
-def _is_busy(exc: BaseException) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if isinstance(code, int):
-        return code & 0xFF in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
-
-
 def _patiently(action: Callable[[], _T]) -> _T:
     """``action()``, tried again while another process holds the lock it waits
     for, up to :data:`BUSY_TIMEOUT` seconds. Each try waits at most
@@ -216,7 +208,8 @@ def _patiently(action: Callable[[], _T]) -> _T:
         try:
             return action()
         except sqlite3.OperationalError as exc:
-            if not _is_busy(exc) or time.monotonic() >= deadline:
+            waiting = _problem(exc)[0] in (_TROUBLE[5], _TROUBLE[6])
+            if not waiting or time.monotonic() >= deadline:
                 raise
 
 

@@ -38,6 +38,18 @@ _FILTERED: dict[logging.Filterer, int] = {}
 _BAR_STATE: dict[str, Any] = {"depth": 0, "previous": None}
 
 
+def _enter(threads: dict[int, int], me: int) -> None:
+    """Count one more block of thread ``me`` in ``threads`` (under ``_LOCK``)."""
+    threads[me] = threads.get(me, 0) + 1
+
+
+def _leave(threads: dict[int, int], me: int) -> None:
+    """Count one block of thread ``me`` less; a thread with none is removed."""
+    depth = threads.pop(me) - 1
+    if depth:
+        threads[me] = depth
+
+
 class _ThisThreadOnly(logging.Filter):
     """Drop records below ERROR that a quiet thread emits; pass all others."""
 
@@ -104,7 +116,7 @@ def quiet(*logger_names: str) -> Iterator[None]:
     hf_logging = _transformers_logging()
     with _LOCK:
         handlers = _handlers_reached(logger_names)
-        _QUIET_THREADS[me] = _QUIET_THREADS.get(me, 0) + 1
+        _enter(_QUIET_THREADS, me)
         for handler in handlers:
             if _FILTERED.get(handler, 0) == 0:
                 handler.addFilter(_FILTER)
@@ -117,9 +129,7 @@ def quiet(*logger_names: str) -> Iterator[None]:
         yield
     finally:
         with _LOCK:
-            depth = _QUIET_THREADS.pop(me) - 1
-            if depth:
-                _QUIET_THREADS[me] = depth
+            _leave(_QUIET_THREADS, me)
             for handler in handlers:
                 _FILTERED[handler] -= 1
                 if _FILTERED[handler] == 0:
@@ -173,7 +183,7 @@ def quiet_warnings() -> Iterator[None]:
     """
     me = threading.get_ident()
     with _LOCK:
-        _SILENT_THREADS[me] = _SILENT_THREADS.get(me, 0) + 1
+        _enter(_SILENT_THREADS, me)
         if not any(entry is _SILENT_FILTER for entry in warnings.filters):
             warnings.filters.insert(0, _SILENT_FILTER)
             _filters_changed()
@@ -181,9 +191,7 @@ def quiet_warnings() -> Iterator[None]:
         yield
     finally:
         with _LOCK:
-            depth = _SILENT_THREADS.pop(me) - 1
-            if depth:
-                _SILENT_THREADS[me] = depth
+            _leave(_SILENT_THREADS, me)
             if not _SILENT_THREADS:
                 kept = [
                     entry for entry in warnings.filters if entry is not _SILENT_FILTER
