@@ -5,7 +5,7 @@ The float32 and int8 graphs of the model (exported by skbert into a fresh
 under several session settings, in alternating order over several rounds;
 each is reported as the median process-CPU and wall time relative to skbert's
 own settings (``ORT_ENABLE_ALL`` without the fusions of
-``skbert._ort_session.SESSION_DISABLED_OPTIMIZERS``, one intra-op thread per
+``skbert.runtime._ort.SESSION_DISABLED_OPTIMIZERS``, one intra-op thread per
 core, memory arena on). "ONNX Runtime's own fusions" runs the same graph with
 ONNX Runtime's defaults, which fuse ``SkipLayerNormalization`` and ``BiasGelu``
 again. The ``transform`` rows measure what skbert adds around the session
@@ -59,7 +59,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from skbert import BertCLSVectorizer
-    from skbert._ort_session import SESSION_DISABLED_OPTIMIZERS
+    from skbert.runtime._ort import SESSION_DISABLED_OPTIMIZERS
 
     model = default_model()
     texts = read_texts(args.data, args.n)

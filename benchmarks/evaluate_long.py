@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> dict:
     results = {
         "model": model,
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
-        "versions": skbert._versions.installed_versions(),
+        "versions": skbert._core.versions.installed_versions(),
         "protocol": (
             f"{args.folds}-fold stratified CV (seed {args.seed}), C in "
             f"{C_GRID} by inner 5-fold search; subset n={args.n}"

@@ -11,15 +11,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._cache import cache_info, clear_cache, set_memory_cache_limit
-from ._handle import FingerprintMismatchError
-from ._registry import clear_model_cache
-from ._report import TruncationWarning
-from ._versions import InconsistentVersionWarning
+from ._core.report import TruncationWarning
+from ._core.versions import InconsistentVersionWarning
+from ._model.handle import FingerprintMismatchError, ModelHandle, ModelSource
+from ._model.registry import clear_model_cache
+from ._storage.cache import cache_info, clear_cache, set_memory_cache_limit
 
 if TYPE_CHECKING:
-    from ._export import ExportReport, export_onnx
-    from ._vectorizer import BertCLSVectorizer
+    from ._estimator.vectorizer import BertCLSVectorizer
+    from ._export.export import ExportReport, export_onnx
 
 __version__ = "0.2.0"
 
@@ -28,6 +28,8 @@ __all__ = [
     "ExportReport",
     "FingerprintMismatchError",
     "InconsistentVersionWarning",
+    "ModelHandle",
+    "ModelSource",
     "TruncationWarning",
     "__version__",
     "cache_info",
@@ -39,9 +41,9 @@ __all__ = [
 
 #: Public names whose modules import scikit-learn: loaded on first access.
 _LAZY = {
-    "BertCLSVectorizer": "._vectorizer",
-    "ExportReport": "._export",
-    "export_onnx": "._export",
+    "BertCLSVectorizer": "._estimator.vectorizer",
+    "ExportReport": "._export.export",
+    "export_onnx": "._export.export",
 }
 
 

@@ -16,7 +16,7 @@ from unittest import mock
 import numpy as np
 from helpers import vectorizer
 
-import skbert._batching
+import skbert._encoding.batching
 from skbert import BertCLSVectorizer
 
 LOG_NAME = "forward-rows.log"
@@ -29,7 +29,7 @@ class CountingVectorizer(BertCLSVectorizer):
     rows: list[int] = []
 
     def _encode(self, texts):  # under transform and fit_transform
-        original = skbert._batching.pool_batch
+        original = skbert._encoding.batching.pool_batch
         log_file = os.environ.get(LOG_ENV)
         if self.cache not in (None, "auto"):
             log_file = str(Path(self.cache) / LOG_NAME)
@@ -43,7 +43,7 @@ class CountingVectorizer(BertCLSVectorizer):
                     log.write(f"{os.getpid()} {n_rows}\n")
             return original(loaded, batch, *args)
 
-        with mock.patch.object(skbert._batching, "pool_batch", counting):
+        with mock.patch.object(skbert._encoding.batching, "pool_batch", counting):
             return super()._encode(texts)
 
 
@@ -84,14 +84,14 @@ class CountingTuner(BertCLSVectorizer):
     ``$SKBERT_TEST_TUNE_LOG`` names: worker processes inherit it."""
 
     def fit(self, X, y=None):
-        import skbert._tune_loop
+        import skbert._tuning.loop
 
-        original = skbert._tune_loop.tune
+        original = skbert._tuning.loop.tune
 
         def counting(base, spec, texts, *args, **kwargs):
             with open(os.environ[TUNE_LOG_ENV], "a") as log:
                 log.write(f"{os.getpid()} {len(texts)}\n")
             return original(base, spec, texts, *args, **kwargs)
 
-        with mock.patch.object(skbert._tune_loop, "tune", counting):
+        with mock.patch.object(skbert._tuning.loop, "tune", counting):
             return super().fit(X, y)

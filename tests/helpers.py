@@ -116,7 +116,7 @@ def numpy_pool(
 ) -> np.ndarray:
     """Masked pooling of ``(tokens, hidden)`` states, written out one text at a
     time (mask: 1 for counted tokens; a prompt or padding is 0). Every pooling
-    of ``skbert._pooling``, with sentence-transformers' definitions: positions
+    of ``skbert._encoding.pooling``, with sentence-transformers' definitions: positions
     count from 1 for ``weightedmean``; ``lasttoken`` is the last counted token.
     A text without any counted token averages to zeros and has no last token
     (zeros), and its maximum is -inf."""
@@ -281,7 +281,7 @@ def start_storing_child(
         # Ctrl-C raises KeyboardInterrupt, as in a user's shell, even when the
         # tests run in a background job (which starts with SIGINT ignored)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        import skbert._cache as c
+        import skbert._storage.cache as c
         from skbert import BertCLSVectorizer
         put = c.DiskStore.put_many
         def reporting_put(self, items):
@@ -358,12 +358,14 @@ def cuda_available() -> bool:
 def versions_installed(monkeypatch, **versions: str):
     """Inside the block, skbert believes these package versions are installed
     (as in a pickle written elsewhere: ``torch="1.0.0"``)."""
-    import skbert._versions
+    import skbert._core.versions
 
-    installed = skbert._versions.installed_versions()
+    installed = skbert._core.versions.installed_versions()
     with monkeypatch.context() as patch:
         patch.setattr(
-            skbert._versions, "installed_versions", lambda: {**installed, **versions}
+            skbert._core.versions,
+            "installed_versions",
+            lambda: {**installed, **versions},
         )
         yield
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 from helpers import POOLINGS, vectorizer
 
-import skbert._batching
-import skbert._onnx
-from skbert._batching import EncodingSpec, plan_batches
-from skbert._device import resolve_devices, resolve_dtype
+import skbert._encoding.batching
+import skbert._encoding.onnx
+from skbert._encoding.batching import EncodingSpec, plan_batches
+from skbert._model.device import resolve_devices, resolve_dtype
 
 pytest.importorskip("onnxruntime")
 
@@ -51,9 +51,9 @@ def test_onnx_export_is_cached_by_fingerprint(
     tiny_model_dir, make_tiny_bert, texts, onnx_home, monkeypatch
 ):
     exports = []
-    original = skbert._onnx._export
+    original = skbert._encoding.onnx._export
     monkeypatch.setattr(
-        skbert._onnx, "_export", lambda *a: exports.append(1) or original(*a)
+        skbert._encoding.onnx, "_export", lambda *a: exports.append(1) or original(*a)
     )
     vectorizer(tiny_model_dir, backend="onnx").fit(texts)
     skbert.clear_model_cache()
@@ -69,7 +69,7 @@ def test_onnx_export_is_cached_by_fingerprint(
 def test_an_export_that_differs_from_torch_is_refused(
     tiny_model_dir, texts, onnx_home, monkeypatch, quantize
 ):
-    export_module = skbert._onnx._export_module
+    export_module = skbert._encoding.onnx._export_module
 
     def off_by_one_percent(bert):
         module = export_module(bert)
@@ -77,7 +77,7 @@ def test_an_export_that_differs_from_torch_is_refused(
         module.forward = lambda *args: tuple(1.01 * out for out in forward(*args))
         return module
 
-    monkeypatch.setattr(skbert._onnx, "_export_module", off_by_one_percent)
+    monkeypatch.setattr(skbert._encoding.onnx, "_export_module", off_by_one_percent)
     estimator = vectorizer(tiny_model_dir, backend="onnx", quantize=quantize)
     with pytest.raises(RuntimeError, match="differs from the torch model"):
         estimator.fit(texts)
@@ -154,7 +154,7 @@ def test_out_of_memory_batches_are_split_and_retried(
 ):
     expected = vectorizer(tiny_model_dir, batch_size=64).fit_transform(texts)
     seen: list[int] = []
-    original = skbert._batching.pool_batch
+    original = skbert._encoding.batching.pool_batch
 
     def flaky(loaded, batch, *args):
         rows = int(batch["input_ids"].shape[0])
@@ -163,7 +163,7 @@ def test_out_of_memory_batches_are_split_and_retried(
         seen.append(rows)
         return original(loaded, batch, *args)
 
-    monkeypatch.setattr(skbert._batching, "pool_batch", flaky)
+    monkeypatch.setattr(skbert._encoding.batching, "pool_batch", flaky)
     with pytest.warns(RuntimeWarning, match="ran out of memory"):
         found = vectorizer(tiny_model_dir, batch_size=64).fit_transform(texts)
     assert sum(seen) == len(set(texts))  # none lost, none twice
@@ -174,7 +174,7 @@ def test_out_of_memory_on_a_single_text_is_raised(tiny_model_dir, monkeypatch):
     def always(*args):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
 
-    monkeypatch.setattr(skbert._batching, "pool_batch", always)
+    monkeypatch.setattr(skbert._encoding.batching, "pool_batch", always)
     with pytest.raises(torch.cuda.OutOfMemoryError):
         vectorizer(tiny_model_dir, batch_size=4).fit_transform(["a", "b"])
 
@@ -186,7 +186,7 @@ def test_other_errors_are_not_retried(tiny_model_dir, monkeypatch):
         calls.append(1)
         raise RuntimeError("shape mismatch")
 
-    monkeypatch.setattr(skbert._batching, "pool_batch", broken)
+    monkeypatch.setattr(skbert._encoding.batching, "pool_batch", broken)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         vectorizer(tiny_model_dir).fit_transform(["a", "b", "c"])
     assert calls == [1]
@@ -195,13 +195,13 @@ def test_other_errors_are_not_retried(tiny_model_dir, monkeypatch):
 def test_several_devices_share_the_work(tiny_model_dir, texts, monkeypatch):
     expected = vectorizer(tiny_model_dir, batch_size=2).fit_transform(texts)
     threads = set()
-    original = skbert._batching.pool_batch
+    original = skbert._encoding.batching.pool_batch
 
     def recording(*args):
         threads.add(threading.get_ident())
         return original(*args)
 
-    monkeypatch.setattr(skbert._batching, "pool_batch", recording)
+    monkeypatch.setattr(skbert._encoding.batching, "pool_batch", recording)
     found = vectorizer(tiny_model_dir, batch_size=2, device=["cpu", "cpu"])
     np.testing.assert_allclose(found.fit_transform(texts), expected, atol=1e-6)
     assert len(threads) == 2

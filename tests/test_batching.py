@@ -10,7 +10,7 @@ import pytest
 from helpers import WORDS, vectorizer
 
 import skbert
-import skbert._encoding
+import skbert._encoding.encode
 
 ATOL = 1e-5
 
@@ -97,7 +97,7 @@ def test_vector_does_not_depend_on_the_other_texts_in_its_batch(
 def test_more_texts_than_a_chunk_are_correct_and_ordered(
     tiny_model_dir, tiny_oracle, forward_calls, monkeypatch
 ):
-    monkeypatch.setattr(skbert._encoding, "CHUNK_SIZE", 4)
+    monkeypatch.setattr(skbert._encoding.encode, "CHUNK_SIZE", 4)
     texts = random_texts(15, seed=4)
     expected = tiny_oracle.vectors(texts, "mean")
     forward_calls.clear()
@@ -197,7 +197,7 @@ def test_the_default_batch_size_is_the_fastest_measured_for_the_device(
     """``batch_size="auto"`` (the default) runs 32 texts per pass on a CPU
     (measured faster there than 128: docs/performance.md), for ONNX Runtime
     too; an explicit value wins; a GPU gets 128 (tests/test_gpu.py)."""
-    from skbert._options import AUTO_BATCH_SIZES, batch_size_for
+    from skbert._core.options import AUTO_BATCH_SIZES, batch_size_for
 
     assert skbert.BertCLSVectorizer().batch_size == "auto"
     for params, expected in [

@@ -29,9 +29,9 @@ from tokenizers import (
 )
 from transformers import PreTrainedTokenizerFast
 
-import skbert._tokenize
-from skbert._long_texts import model_inputs
-from skbert._tokenize import TextTokenizer
+import skbert._core.tokenize
+from skbert._core.long_texts import model_inputs
+from skbert._core.tokenize import TextTokenizer
 
 PIECES = [*WORDS, "déjà", "Ærø", "naïve", "東京", "日本語", "🙂", "👍🏽", "can't", "x2"]
 GAPS = [" ", " ", " ", " ", "  ", "   ", "\t", "\n", " \n ", ", ", ". ", "!", "-"]
@@ -127,9 +127,9 @@ def tokenizer(request) -> TextTokenizer:
 @pytest.fixture
 def small_pieces(monkeypatch):
     """Pieces of a few hundred characters: every text is cut many times."""
-    monkeypatch.setattr(skbert._tokenize, "_SMALLEST_PIECE", 64)
-    monkeypatch.setattr(skbert._tokenize, "_CHARS_PER_TOKEN", 2)
-    monkeypatch.setattr(skbert._tokenize, "_PIECE_CHARS", 97)
+    monkeypatch.setattr(skbert._core.tokenize, "_SMALLEST_PIECE", 64)
+    monkeypatch.setattr(skbert._core.tokenize, "_CHARS_PER_TOKEN", 2)
+    monkeypatch.setattr(skbert._core.tokenize, "_PIECE_CHARS", 97)
 
 
 def _inputs(tokenizer, contents, max_length, strategy):

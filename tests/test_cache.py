@@ -254,7 +254,7 @@ def test_a_collected_disk_store_closes_its_presence_file(tmp_path):
     import fcntl
     import gc
 
-    store = skbert._cache.DiskStore(tmp_path / "cache")
+    store = skbert._storage.cache.DiskStore(tmp_path / "cache")
     store.put_many({b"key": np.ones((2, 3), dtype=np.float32)})
     assert store.get_many([b"key"])
     with warnings.catch_warnings(record=True) as caught:

@@ -22,10 +22,11 @@ import pytest
 from helpers import TINY_MAX_LENGTH, WORDS, clean_env, use_few_sentences, vectorizer
 
 import skbert
-from skbert import _cli, _cli_embed
-from skbert._cli_embed import read_parquet_vectors, read_texts
-from skbert._cli_info import describe
-from skbert._options import BACKENDS, CHUNK_COMBINES, DTYPES, LONG_TEXTS, POOLINGS
+from skbert._cli import commands as _cli
+from skbert._cli import embed as _cli_embed
+from skbert._cli.embed import read_parquet_vectors, read_texts
+from skbert._cli.info import describe
+from skbert._core.options import BACKENDS, CHUNK_COMBINES, DTYPES, LONG_TEXTS, POOLINGS
 
 INPUT_FORMATS = ("csv", "tsv", "jsonl", "txt", "parquet")
 
@@ -155,7 +156,7 @@ def test_embed_streams_in_chunks(
     tiny_model_dir, ten_texts, tmp_path, capsys, monkeypatch
 ):
     """Never more than one chunk of texts reaches the model (or memory) at once."""
-    from skbert import _encoding
+    from skbert._encoding import encode as _encoding
 
     seen: list[int] = []
     encode = _encoding.encode
@@ -495,7 +496,7 @@ def test_embed_offers_each_vocabulary_from_its_one_home(option, vocabulary):
 def test_embed_has_a_flag_for_every_vectorizer_parameter(tmp_path):
     """A parameter added to the vectorizer must be added to the command too
     (except the tuning ones: `skbert embed` reads no labels to tune on)."""
-    from skbert._vectorizer import TUNING_PARAMETERS
+    from skbert._estimator.vectorizer import TUNING_PARAMETERS
 
     parser = _cli.build_parser()
     args = parser.parse_args(["embed", "in.csv", "out.npy", "-m", "model"])

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from helpers import vectorizer
 
-from skbert import _cli
+from skbert._cli import commands as _cli
 
 #: A vectorizer parameter written as Python, ``pooling='cls'`` or ``layers=-1``.
 PYTHON_SPELLING = re.compile(
@@ -211,8 +211,9 @@ def test_a_multi_line_recipe_keeps_its_line_breaks(tiny_model_dir, tmp_path, cap
 def test_the_vector_modes_are_the_poolings_skbert_computes():
     """``VECTOR_MODES`` (what a manifest's spec may name) is every pooling the
     numpy code computes, plus the model's own pooler; a recipe maps onto it."""
-    from skbert import _options, _recipe
-    from skbert._pooling import NUMPY_POOLINGS
+    from skbert._core import options as _options
+    from skbert._encoding.pooling import NUMPY_POOLINGS
+    from skbert._model import recipe as _recipe
 
     assert set(_options.VECTOR_MODES) == {*NUMPY_POOLINGS, "pooler"}
     assert set(_recipe._MODES.values()) <= set(_options.VECTOR_MODES)
@@ -236,12 +237,13 @@ def test_the_docstring_validation_and_docs_name_each_vocabulary_as_its_home_does
 ):
     """The docstring's ``{...}``, the parameter constraints and (for
     ``pooling``) the docs' table list exactly the vocabulary in
-    ``skbert._options``, in its order."""
+    ``skbert._core.options``, in its order."""
     import inspect
     import re
     from pathlib import Path
 
-    from skbert import BertCLSVectorizer, _options
+    from skbert import BertCLSVectorizer
+    from skbert._core import options as _options
 
     vocabulary = getattr(_options, OPTION_VOCABULARIES[option])
     doc = inspect.getdoc(BertCLSVectorizer)
@@ -261,7 +263,7 @@ def test_the_internal_runner_names_have_one_home():
     spells an ONNX runner itself."""
     from pathlib import Path
 
-    from skbert import _options
+    from skbert._core import options as _options
 
     assert [
         _options.runner(b, q) for b in _options.BACKENDS for q in (False, True)
@@ -276,9 +278,9 @@ def test_the_internal_runner_names_have_one_home():
         True,
         True,
     ]
-    package = Path(_options.__file__).parent
+    package = Path(_options.__file__).parents[1]
     for module in package.rglob("*.py"):
-        if module.name != "_options.py":
+        if module != Path(_options.__file__):
             text = module.read_text(encoding="utf-8")
             assert '"onnx-int8"' not in text and 'startswith("onnx")' not in text, (
                 module.name
@@ -286,25 +288,25 @@ def test_the_internal_runner_names_have_one_home():
 
 
 FRONT_ENDS = [
-    "_cli.py",
-    "_cli_embed.py",
-    "_cli_info.py",
-    "_cli_export.py",
-    "_cli_options.py",
-    "_demo.py",
-    "_export.py",
-    "_export_graph.py",
-    "_export_head.py",
-    "_fitted.py",
+    "_cli/commands.py",
+    "_cli/embed.py",
+    "_cli/info.py",
+    "_cli/export.py",
+    "_cli/options.py",
+    "_cli/demo.py",
+    "_export/export.py",
+    "_export/graph.py",
+    "_export/head.py",
+    "_estimator/fitted.py",
     "dask.py",
-    "runtime.py",
+    "runtime/__init__.py",
 ]
 
 
 @pytest.mark.parametrize("module", FRONT_ENDS)
 def test_no_front_end_calls_a_private_method_of_the_estimator(module):
     """The CLI, the demo, the export, Dask and the runtime ask the fitted
-    encoder (``skbert._fitted``) or the estimator's public API; none reaches
+    encoder (``skbert._estimator.fitted``) or the estimator's public API; none reaches
     into the estimator's private methods (issue 22: the CLI called
     ``_encode_and_report``, the export ``_check_model_parameters``)."""
     import ast
@@ -320,7 +322,9 @@ def test_no_front_end_calls_a_private_method_of_the_estimator(module):
         for name in vars(klass)
         if name.startswith("_") and not name.startswith("__")
     }
-    source = Path(inspect.getfile(BertCLSVectorizer)).parent / module
+    import skbert
+
+    source = Path(inspect.getfile(skbert)).parent / module
     tree = ast.parse(source.read_text(encoding="utf-8"))
     reached = [
         f"{module}:{node.lineno}: {ast.unparse(node)}"

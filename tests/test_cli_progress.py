@@ -15,7 +15,7 @@ import pytest
 from helpers import TINY_MAX_LENGTH, vectorizer
 from transformers import AutoTokenizer
 
-from skbert import _cli
+from skbert._cli import commands as _cli
 
 
 def run_cli(args, capsys) -> tuple[int, str, str]:
@@ -98,7 +98,7 @@ def test_bar_advances_per_batch_not_per_chunk(
 def test_log_gets_a_line_per_interval(
     tiny_model_dir, source, tmp_path, capsys, monkeypatch
 ):
-    monkeypatch.setattr("skbert._cli_progress.LOG_EVERY", 0.0)  # a line per batch
+    monkeypatch.setattr("skbert._cli.progress.LOG_EVERY", 0.0)  # a line per batch
     code, _, err = run_cli(
         ["embed", source, tmp_path / "o.npy", "-m", tiny_model_dir,
          "--batch-size", 3, "--chunk-size", 100],

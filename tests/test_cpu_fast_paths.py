@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from helpers import vectorizer
 
-import skbert._cpu_linear as cpu_linear
+import skbert._encoding.cpu_linear as cpu_linear
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -174,7 +174,7 @@ def _optimized_ops(path, tmp_path, *, skbert_options: bool) -> list[str]:
     with skbert's session options or with ONNX Runtime's defaults."""
     onnx = pytest.importorskip("onnx")
     onnxruntime = pytest.importorskip("onnxruntime")
-    from skbert._ort_session import open_session
+    from skbert.runtime._ort import open_session
 
     saved = tmp_path / f"optimized-{skbert_options}.onnx"
 
@@ -205,7 +205,7 @@ def test_onnx_graphs_and_sessions_keep_the_slow_fusions_out(
 ):
     # ONNX Runtime's CPU kernels for SkipLayerNormalization and BiasGelu are
     # slower than the Add, LayerNormalization and Gelu they fuse (see
-    # skbert/_ort_session.py); the fusions that pay stay.
+    # skbert/runtime/_ort.py); the fusions that pay stay.
     pytest.importorskip("onnxruntime")
     onnx = pytest.importorskip("onnx")
     monkeypatch.setenv("SKBERT_HOME", str(tmp_path / "home"))

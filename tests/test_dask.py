@@ -2,7 +2,7 @@
 
 Oracles: the same fitted estimator's in-process ``transform``/``predict`` on
 the same texts, and counters installed in each worker process that record
-every model load (``skbert._models.load_folder``), every unpickled model
+every model load (``skbert._encoding.models.load_folder``), every unpickled model
 handle and every partition that reached the encoder.
 """
 
@@ -48,16 +48,16 @@ def _worker_probes():
     def install():
         import collections
 
-        import skbert._encoding
-        import skbert._handle
-        import skbert._models
+        import skbert._encoding.encode
+        import skbert._encoding.models
+        import skbert._model.handle
 
-        if hasattr(skbert._handle, "_probe_counts"):
+        if hasattr(skbert._model.handle, "_probe_counts"):
             return
         counts = collections.Counter()
-        load_folder = skbert._models.load_folder
-        setstate = skbert._handle.ModelHandle.__setstate__
-        encode = skbert._encoding.encode
+        load_folder = skbert._encoding.models.load_folder
+        setstate = skbert._model.handle.ModelHandle.__setstate__
+        encode = skbert._encoding.encode.encode
 
         def counting_load_folder(*args, **kwargs):
             counts["loads"] += 1
@@ -72,22 +72,22 @@ def _worker_probes():
             counts["texts"] += len(texts)
             return encode(texts, *args, **kwargs)
 
-        skbert._models.load_folder = counting_load_folder
-        skbert._handle.ModelHandle.__setstate__ = counting_setstate
-        skbert._encoding.encode = counting_encode
-        skbert._handle._probe_counts = counts
+        skbert._encoding.models.load_folder = counting_load_folder
+        skbert._model.handle.ModelHandle.__setstate__ = counting_setstate
+        skbert._encoding.encode.encode = counting_encode
+        skbert._model.handle._probe_counts = counts
 
     def read():
-        import skbert._handle
+        import skbert._model.handle
 
-        return dict(skbert._handle._probe_counts)
+        return dict(skbert._model.handle._probe_counts)
 
     def reset():
         import skbert
-        import skbert._handle
+        import skbert._model.handle
 
         skbert.clear_model_cache()
-        skbert._handle._probe_counts.clear()
+        skbert._model.handle._probe_counts.clear()
 
     return install, read, reset
 

@@ -11,7 +11,7 @@ import re
 import pytest
 from helpers import use_few_sentences
 
-from skbert import _cli
+from skbert._cli import commands as _cli
 
 POOLING_LINE = re.compile(r"^    (cls|pooler|mean|max) +(\d\.\d{3}) ± (\d\.\d{3}) ")
 

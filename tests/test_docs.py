@@ -61,6 +61,31 @@ def test_api_reference_covers_the_public_names():
     assert "skbert.datasets.load_sentiment_sentences" in documented
 
 
+def test_examples_of_classes_named_after_the_package_are_collected():
+    """Pickled classes are named ``skbert.X`` (public names for pickles and
+    skops), so doctest no longer finds their examples in the module that
+    defines them. pytest collects them from ``skbert/__init__.py`` instead:
+    it reads every name ``dir(skbert)`` lists (loading the lazy ones) before
+    it looks for doctests, as done here."""
+    import doctest
+
+    for name in dir(skbert):
+        getattr(skbert, name)
+    collected = {test.name for test in doctest.DocTestFinder().find(skbert)}
+    renamed = [
+        value
+        for value in vars(skbert).values()
+        if isinstance(value, type) and value.__module__ == "skbert"
+    ]
+    assert {"BertCLSVectorizer", "ModelHandle", "ModelSource"} <= {
+        value.__name__ for value in renamed
+    }
+    for value in renamed:
+        examples = doctest.DocTestFinder().find(value, module=False)
+        if any(test.examples for test in examples):
+            assert f"skbert.{value.__name__}" in collected, value
+
+
 def test_readme_and_pages_link_to_files_that_exist():
     for page in [ROOT / "README.md", *DOCS.glob("*.md")]:
         text = page.read_text(encoding="utf-8")

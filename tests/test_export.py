@@ -30,7 +30,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 import skbert
-from skbert import _artefact, runtime
+from skbert import runtime
+from skbert._core import artefact as _artefact
 from skbert.datasets import load_sentiment_sentences
 
 pytest.importorskip("onnxruntime")
@@ -233,7 +234,7 @@ def test_the_report_and_the_manifest_say_what_was_written(classifier, tiny_model
     assert report.kind == "classifier" and not report.quantized
     assert report.methods == ("predict", "predict_proba", "embed")
     assert report.agreement == 1.0 and report.vector_difference <= 1e-5
-    assert report.n_checked == len(skbert._export.CHECK_TEXTS) + 1
+    assert report.n_checked == len(skbert._export.export.CHECK_TEXTS) + 1
     assert "same prediction on 100.0%" in str(report)
     manifest = runtime.load(path).manifest
     tokenizer = vectors.model_.torch_model.tokenizer
@@ -472,7 +473,7 @@ def test_an_int8_export_is_smaller_close_and_reports_its_cost(
 def test_skbert_export_on_the_command_line(classifier, tmp_path, capsys):
     import joblib
 
-    from skbert import _cli
+    from skbert._cli import commands as _cli
 
     pipe, _, _ = classifier
     joblib.dump(pipe, tmp_path / "sentiment.joblib")
@@ -524,7 +525,7 @@ def test_head_tail_is_exported_and_chunk_is_refused(tiny_model_dir, tmp_path):
 
 
 def test_skbert_export_of_a_file_that_is_no_model_is_one_line(tmp_path, capsys):
-    from skbert import _cli
+    from skbert._cli import commands as _cli
 
     (tmp_path / "reviews.csv").write_text("text,label\ngreat,1\n", encoding="utf-8")
 
@@ -792,7 +793,7 @@ def test_the_manifest_fields_are_the_encoding_spec_s(classifier):
     artefact reader keeps: it must name exactly the spec's fields."""
     import dataclasses
 
-    from skbert._batching import EncodingSpec
+    from skbert._encoding.batching import EncodingSpec
 
     fields = {field.name for field in dataclasses.fields(EncodingSpec)}
     assert _artefact._FIELDS["spec"] == fields

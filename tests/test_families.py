@@ -260,7 +260,7 @@ def test_vectors_are_the_same_in_a_fresh_process_and_no_load_report_shows(
 
 @pytest.mark.parametrize("name", ["roberta", "bert", "distilbert"])
 def test_info_says_the_family_and_the_pooler_status_with_its_reason(family_dirs, name):
-    from skbert._cli_info import describe
+    from skbert._cli.info import describe
 
     info = describe(str(family_dirs[name, False]))
     assert info["model_type"] == name

@@ -30,7 +30,7 @@ from sklearn.model_selection import cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 
 import skbert
-import skbert._tune_loop
+import skbert._tuning.loop
 
 #: What makes the tiny model learn in a second.
 FAST = {"tune_learning_rate": 3e-3, "tune_epochs": 8, "random_state": 0}
@@ -121,7 +121,7 @@ def test_the_tuned_encoder_is_the_one_transform_runs(tiny_model_dir, task, tmp_p
 def test_each_fold_tunes_on_its_own_training_texts_only(tiny_model_dir, task):
     X_train, _, y_train, _ = task
     seen: list[list[str]] = []
-    original = skbert._tune_loop.tune
+    original = skbert._tuning.loop.tune
 
     def recording(base, spec, texts, *args, **kwargs):
         seen.append(list(texts))
@@ -134,7 +134,7 @@ def test_each_fold_tunes_on_its_own_training_texts_only(tiny_model_dir, task):
     from sklearn.model_selection import StratifiedKFold
 
     folds = list(StratifiedKFold(3).split(X_train, y_train))
-    with mock.patch.object(skbert._tune_loop, "tune", recording):
+    with mock.patch.object(skbert._tuning.loop, "tune", recording):
         cross_val_score(pipe, X_train, y_train, cv=folds)
 
     assert len(seen) == len(folds)
@@ -146,14 +146,14 @@ def test_each_fold_tunes_on_its_own_training_texts_only(tiny_model_dir, task):
 def test_a_fold_tuned_once_is_reused_by_other_candidates(tiny_model_dir, task):
     X_train, _, y_train, _ = task
     calls = []
-    original = skbert._tune_loop.tune
+    original = skbert._tuning.loop.tune
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
     params = {"fine_tune": "classification", "tune_max_steps": 3, "random_state": 4}
-    with mock.patch.object(skbert._tune_loop, "tune", counting):
+    with mock.patch.object(skbert._tuning.loop, "tune", counting):
         first = vectorizer(tiny_model_dir, **params).fit(X_train, y_train)
         # an inference-only parameter: the same tuned encoder
         again = vectorizer(tiny_model_dir, batch_size=5, **params).fit(X_train, y_train)
@@ -410,7 +410,7 @@ def test_a_digest_of_the_tuning_inputs_names_the_tuned_source(tiny_model_dir, ta
 
 def _tuning_calls() -> tuple[list[int], object]:
     calls: list[int] = []
-    original = skbert._tune_loop.tune
+    original = skbert._tuning.loop.tune
 
     def counting(*args, **kwargs):
         calls.append(1)
@@ -421,11 +421,11 @@ def _tuning_calls() -> tuple[list[int], object]:
 
 @pytest.mark.parametrize("where", ["training", "storing"])
 def test_ctrl_c_while_tuning_leaves_nothing_half_made(tiny_model_dir, task, where):
-    import skbert._tune_memo
-    from skbert import _session
+    import skbert._tuning.memo
+    from skbert._storage import session as _session
 
     X_train, _, y_train, _ = task
-    original = skbert._tune_loop.epoch_batches
+    original = skbert._tuning.loop.epoch_batches
 
     def interrupted_training(*args):
         yield original(*args)[0]
@@ -437,9 +437,11 @@ def test_ctrl_c_while_tuning_leaves_nothing_half_made(tiny_model_dir, task, wher
     seed = {"training": 3, "storing": 13}[where]
     tuner = vectorizer(tiny_model_dir, fine_tune="classification", random_state=seed)
     target = (
-        mock.patch.object(skbert._tune_loop, "epoch_batches", interrupted_training)
+        mock.patch.object(skbert._tuning.loop, "epoch_batches", interrupted_training)
         if where == "training"
-        else mock.patch.object(skbert._tune_memo, "_write_record", interrupted_storing)
+        else mock.patch.object(
+            skbert._tuning.memo, "_write_record", interrupted_storing
+        )
     )
     with target, pytest.raises(KeyboardInterrupt):
         tuner.fit(X_train, y_train)
@@ -448,7 +450,7 @@ def test_ctrl_c_while_tuning_leaves_nothing_half_made(tiny_model_dir, task, wher
     stored = _session.active() / "tuned"
     assert not [p.name for p in stored.iterdir() if p.name.startswith(".writing-")]
     calls, counting = _tuning_calls()
-    with mock.patch.object(skbert._tune_loop, "tune", counting):
+    with mock.patch.object(skbert._tuning.loop, "tune", counting):
         tuned = tuner.fit(X_train, y_train)
     assert calls == [1]  # tuned again from the start: nothing was kept
     assert tuned.fine_tune_report_["steps"] == 13
@@ -469,7 +471,7 @@ def test_a_random_state_instance_survives_a_pickle(tiny_model_dir, task):
 
 
 def test_a_micro_batch_padded_to_its_longest_row_stays_in_the_budget():
-    from skbert._tune_loop import _micro_batches
+    from skbert._tuning.loop import _micro_batches
 
     class Windows:
         """Text i: ``counts[i]`` windows of ``lengths[i]`` tokens."""
@@ -554,8 +556,8 @@ def test_tuning_trains_the_vector_transform_computes(
     sentence-transformers."""
     import torch
 
-    from skbert._fitted import fitted_encoder
-    from skbert._tune_loop import TextVectors, text_windows
+    from skbert._estimator.fitted import fitted_encoder
+    from skbert._tuning.loop import TextVectors, text_windows
 
     params = TRAINING_PATHS[case]
     folder = st_dense_folder if case.startswith("st-") else tiny_model_dir
@@ -606,7 +608,7 @@ def test_a_tuned_pickle_loads_in_a_fresh_process_without_the_folder(
 
 @pytest.mark.parametrize("pairs", [1, 9, 40])
 def test_contrastive_pairs_are_labelled_right_and_distinct_while_they_can_be(pairs):
-    from skbert._tune_pairs import contrastive_pairs
+    from skbert._tuning.pairs import contrastive_pairs
 
     codes = np.array([0] * 8 + [1] * 8 + [2] * 1)
     index, targets = contrastive_pairs(codes, pairs, np.random.default_rng(3))

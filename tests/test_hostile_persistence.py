@@ -26,17 +26,17 @@ import numpy as np
 import pytest
 from helpers import build_tiny_bert, run_python, vectorizer
 
-import skbert._handle
-import skbert._vectorizer
-from skbert._handle import ModelHandle
-from skbert._identity import canonical_digest
-from skbert._vectorizer import BertCLSVectorizer
+import skbert._estimator.vectorizer
+import skbert._model.handle
+from skbert._estimator.vectorizer import BertCLSVectorizer
+from skbert._model.handle import ModelHandle
+from skbert._model.identity import canonical_digest
 
 TEXTS = ["a great film", "dull and far too long", "the best story", ""]
 TRUSTED = [
-    "skbert._handle.ModelHandle",
-    "skbert._handle.ModelSource",
-    "skbert._vectorizer.BertCLSVectorizer",
+    "skbert.BertCLSVectorizer",
+    "skbert.ModelHandle",
+    "skbert.ModelSource",
 ]
 OTHER_SHA = "sha256:" + "ab" * 32
 
@@ -57,9 +57,9 @@ def forging(
             edit_handle(state)
         if state.get("_bundle") and isinstance(state["_bundle"], dict):
             with contextlib.suppress(Exception):
-                state["_bundle_digest"] = skbert._handle._digest(state["_bundle"])
+                state["_bundle_digest"] = skbert._model.handle._digest(state["_bundle"])
         with contextlib.suppress(Exception):
-            state["_state_digest"] = skbert._handle._state_digest(state)
+            state["_state_digest"] = skbert._model.handle._state_digest(state)
         return state
 
     class Stub:
@@ -67,7 +67,7 @@ def forging(
             state = forged_handle_state(real_handle)
             return canonical_digest(
                 {
-                    "source": skbert._handle._source_state(state["source"]),
+                    "source": skbert._model.handle._source_state(state["source"]),
                     "identity": state["identity"],
                     "info": state["info"],
                     "persist": state["persist"],
@@ -83,7 +83,7 @@ def forging(
         digest_state = {k: v for k, v in state.items() if k != "model_"}
         with contextlib.suppress(Exception):
             digest_state["model_"] = Stub()
-            state["_skbert_state_digest"] = skbert._vectorizer._state_digest(
+            state["_skbert_state_digest"] = skbert._estimator.vectorizer._state_digest(
                 digest_state
             )
         return state

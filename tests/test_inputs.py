@@ -10,7 +10,7 @@ import pytest
 from helpers import TINY_MAX_LENGTH, vectorizer
 
 import skbert
-import skbert._encoding
+import skbert._encoding.encode
 
 STRING_MESSAGE = "Iterable over raw text documents expected, string object received."
 TEXTS = ["a great film", "dull", "", "the plot never goes anywhere"]
@@ -196,7 +196,7 @@ def test_default_max_length_is_the_model_limit(tiny_model_dir, tiny_oracle):
 
 
 def test_truncation_positions_count_across_chunks(tiny_model_dir, monkeypatch):
-    monkeypatch.setattr(skbert._encoding, "CHUNK_SIZE", 2)
+    monkeypatch.setattr(skbert._encoding.encode, "CHUNK_SIZE", 2)
     texts = ["a", "b", "c", "film " * 20, "d", "film " * 20]
     estimator = vectorizer(tiny_model_dir, max_length=8).fit(["probe"])
 

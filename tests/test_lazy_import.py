@@ -16,7 +16,7 @@ import sys
 
 import skbert
 from sklearn.base import clone
-from skbert._inputs import check_texts
+from skbert._core.inputs import check_texts
 
 after_import = sorted(sys.modules)
 estimator = skbert.BertCLSVectorizer(model_name_or_path="somewhere", pooling="mean")

@@ -1,4 +1,6 @@
-"""Pickles written by skbert 0.1.0 (before model identities) still load.
+"""Pickles written by skbert 0.1.0 (before model identities) and 0.2.0 (before
+the modules moved into layer packages) still load; new ones name only public
+types.
 
 The oracle is transformers' own model run on the checkpoint files that the
 old pickle carries, read out of the pickle without skbert's classes.
@@ -15,9 +17,12 @@ import pytest
 from helpers import TINY_MAX_LENGTH, BertOracle
 
 import skbert
-from skbert._handle import UNKNOWN_RECIPE
+from skbert._model.handle import UNKNOWN_RECIPE
 
 LEGACY = Path(__file__).parent / "data" / "legacy-0.1.0.pkl"
+#: Written by 0.2.0, whose classes lived in ``skbert._vectorizer`` and
+#: ``skbert._handle`` (tests/data/README.md).
+V020 = Path(__file__).parent / "data" / "pickle-0.2.0.pkl"
 TEXTS = ["a great film", "dull and far too long", "", "the story " * 40]
 
 
@@ -35,15 +40,80 @@ class _RawUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-@pytest.fixture(scope="module")
-def legacy_oracle(tmp_path_factory) -> BertOracle:
-    with open(LEGACY, "rb") as handle:
+def _oracle(pickled: Path, folder: Path) -> BertOracle:
+    """transformers on the checkpoint files that ``pickled`` carries."""
+    with open(pickled, "rb") as handle:
         raw = _RawUnpickler(handle).load()
-    bundle = raw.state["model_"].state["_bundle"]
-    folder = tmp_path_factory.mktemp("legacy-files")
-    for name, data in bundle.items():
+    for name, data in raw.state["model_"].state["_bundle"].items():
         (folder / name).write_bytes(data)
     return BertOracle(folder, TINY_MAX_LENGTH)
+
+
+@pytest.fixture(scope="module")
+def legacy_oracle(tmp_path_factory) -> BertOracle:
+    return _oracle(LEGACY, tmp_path_factory.mktemp("legacy-files"))
+
+
+class _NamingUnpickler(pickle.Unpickler):
+    """Records every skbert name a pickle asks for."""
+
+    def __init__(self, file):
+        super().__init__(file)
+        self.named: set[str] = set()
+
+    def find_class(self, module, name):
+        if module.split(".")[0] == "skbert":
+            self.named.add(f"{module}.{name}")
+        return super().find_class(module, name)
+
+
+def names_in(blob: bytes) -> set[str]:
+    import io
+
+    unpickler = _NamingUnpickler(io.BytesIO(blob))
+    unpickler.load()
+    return unpickler.named
+
+
+#: The public names a pickle of a fitted vectorizer holds (docs/persistence.md).
+PUBLIC_TYPES = {"skbert.BertCLSVectorizer", "skbert.ModelHandle", "skbert.ModelSource"}
+
+
+def test_a_0_2_pickle_loads_from_the_old_module_paths(tmp_path):
+    """0.2.0 wrote ``skbert._vectorizer.BertCLSVectorizer`` and
+    ``skbert._handle.ModelHandle``; those paths still load, and the vectors are
+    those of the model the pickle carries."""
+    oracle = _oracle(V020, tmp_path)
+    assert names_in(V020.read_bytes()) == {
+        "skbert._vectorizer.BertCLSVectorizer",
+        "skbert._handle.ModelHandle",
+        "skbert._handle.ModelSource",
+    }
+    skbert.clear_model_cache()
+    restored = pickle.loads(V020.read_bytes())
+    with pytest.warns(skbert.TruncationWarning):
+        vectors = restored.transform(TEXTS)
+    np.testing.assert_allclose(vectors, oracle.vectors(TEXTS, "mean"), atol=1e-5)
+    assert names_in(pickle.dumps(restored)) == PUBLIC_TYPES
+
+
+@pytest.mark.parametrize("persist", ["weights", "reference"])
+def test_a_pickle_names_only_public_skbert_types(tiny_model_dir, persist):
+    """What a pickle (and a skops file) names is public and documented, so a
+    move of private modules never breaks a stored model again."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    fitted = make_pipeline(
+        skbert.BertCLSVectorizer(
+            model_name_or_path=str(tiny_model_dir), persist=persist
+        ),
+        LogisticRegression(),
+    ).fit(["a great film", "dull", "the best", "bad"], [1, 0, 1, 0])
+    blob = pickle.dumps(fitted)
+    assert names_in(blob) == PUBLIC_TYPES
+    for name in PUBLIC_TYPES:
+        assert name.removeprefix("skbert.") in skbert.__all__
 
 
 def load_legacy():

@@ -12,7 +12,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 import skbert
-import skbert._models
+import skbert._encoding.models
 
 
 @pytest.fixture
@@ -20,14 +20,14 @@ def load_calls(monkeypatch):
     """Folders read by skbert's loader, with an empty model registry to start."""
     skbert.clear_model_cache()
     calls = []
-    original = skbert._models.load_folder
+    original = skbert._encoding.models.load_folder
 
     def counting_load_folder(folder, **kwargs):
         calls.append(os.path.realpath(folder))
         return original(folder, **kwargs)
 
     # _models imports load_folder by name: patch the name it calls.
-    monkeypatch.setattr(skbert._models, "load_folder", counting_load_folder)
+    monkeypatch.setattr(skbert._encoding.models, "load_folder", counting_load_folder)
     yield calls
     skbert.clear_model_cache()
 

@@ -22,7 +22,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 import skbert
-import skbert._encoding
+import skbert._encoding.encode
 
 rng = np.random.default_rng(13)
 LONG = [" ".join(rng.choice(WORDS, size=n)) for n in (150, 61, 62, 400, 90)]
@@ -169,13 +169,13 @@ def test_windows_of_all_texts_are_batched_together_under_the_budget(
     tiny_model_dir, monkeypatch
 ):
     shapes = []
-    original = skbert._batching.pool_batch
+    original = skbert._encoding.batching.pool_batch
 
     def recording(loaded, batch, *args):
         shapes.append(tuple(batch["input_ids"].shape))
         return original(loaded, batch, *args)
 
-    monkeypatch.setattr(skbert._batching, "pool_batch", recording)
+    monkeypatch.setattr(skbert._encoding.batching, "pool_batch", recording)
     encode(tiny_model_dir, long_texts="chunk", max_batch_tokens=256, batch_size=64)
     assert all(rows * width <= 256 for rows, width in shapes)
     assert max(rows for rows, _ in shapes) > 1  # windows of different texts
@@ -211,7 +211,9 @@ def test_the_progress_bar_counts_texts(tiny_model_dir, monkeypatch):
 
     bars = []
     monkeypatch.setattr(
-        skbert._encoding, "_progress", lambda *a: bars.append(Bar(*a)) or bars[-1]
+        skbert._encoding.encode,
+        "_progress",
+        lambda *a: bars.append(Bar(*a)) or bars[-1],
     )
     encode(tiny_model_dir, long_texts="chunk")
     assert (bars[0].total, bars[0].n) == (len(set(TEXTS)), len(set(TEXTS)))
@@ -284,7 +286,7 @@ def test_invalid_long_text_settings_are_refused(tiny_model_dir):
 @pytest.mark.parametrize("content", [[], [7] * 3, [7] * 30])
 def test_an_unknown_strategy_is_refused_where_windows_are_cut(content):
     # Reached without the estimator's validation, "chunks" must not run as "chunk".
-    from skbert._long_texts import model_inputs
+    from skbert._core.long_texts import model_inputs
 
     with pytest.raises(ValueError, match="'chunks'") as raised:
         model_inputs(

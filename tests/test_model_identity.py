@@ -128,9 +128,9 @@ def test_reference_file_pointing_at_code_never_runs_it(tiny_model_dir, tmp_path,
     fitted.model_name_or_path = str(evil)
     path = tmp_path / f"hostile.{form}"
     trusted = [
-        "skbert._handle.ModelHandle",
-        "skbert._handle.ModelSource",
-        "skbert._vectorizer.BertCLSVectorizer",
+        "skbert._model.handle.ModelHandle",
+        "skbert._model.handle.ModelSource",
+        "skbert._estimator.vectorizer.BertCLSVectorizer",
     ]
     if form == "skops":
         sio.dump(fitted, path)
@@ -293,8 +293,8 @@ def test_a_busy_shared_cache_is_not_treated_as_corrupt(
     database = next(cache.glob("*.sqlite"))
     other = sqlite3.connect(database, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")  # another process is writing
-    monkeypatch.setattr(skbert._cache, "BUSY_TIMEOUT", 0.2)
-    skbert._cache._DISK.clear()  # a new process opens the cache
+    monkeypatch.setattr(skbert._storage.cache, "BUSY_TIMEOUT", 0.2)
+    skbert._storage.cache._DISK.clear()  # a new process opens the cache
     try:
         found, messages = encode_with_cache(tiny_model_dir, cache, TEXTS)
     finally:
@@ -330,7 +330,7 @@ def test_a_malformed_cache_database_is_moved_aside_and_rebuilt(
     cache = tmp_path / "cache"
     texts = distinct_texts(400, seed=2)
     vectorizer(tiny_model_dir, cache=str(cache)).fit_transform(texts)
-    skbert._cache._DISK.clear()
+    skbert._storage.cache._DISK.clear()
     database = next(cache.glob("*.sqlite"))
     checkpoint = sqlite3.connect(database)
     checkpoint.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -348,7 +348,7 @@ def test_a_malformed_cache_database_is_moved_aside_and_rebuilt(
     )
     assert any("moved it to" in m for m in messages), messages
     assert list(cache.glob("embeddings.sqlite.corrupt-*"))
-    skbert._cache._DISK.clear()
+    skbert._storage.cache._DISK.clear()
     info = skbert.cache_info(str(cache))  # the rebuilt cache works
     assert info["entries"] >= 0
 
@@ -556,7 +556,7 @@ def test_a_slow_load_does_not_block_fits_of_other_models(
 def test_pickle_records_versions_and_warns_when_they_differ(
     tiny_model_dir, monkeypatch
 ):
-    import skbert._versions
+    import skbert._core.versions
 
     fitted = vectorizer(tiny_model_dir).fit(["probe"])
     versions = fitted.__getstate__()["_skbert_versions"]
@@ -567,7 +567,7 @@ def test_pickle_records_versions_and_warns_when_they_differ(
         pickle.loads(pickle.dumps(fitted))
     assert not [w for w in caught if "version" in str(w.message).lower()]
 
-    installed = skbert._versions.installed_versions()
+    installed = skbert._core.versions.installed_versions()
     with versions_installed(monkeypatch, torch="1.0.0"):  # written elsewhere
         old = pickle.dumps(fitted)
     with pytest.warns(skbert.InconsistentVersionWarning) as caught:
@@ -582,13 +582,13 @@ def test_pickle_records_versions_and_warns_when_they_differ(
 def test_cache_entries_of_another_library_version_are_not_served(
     tiny_model_dir, texts, tmp_path, monkeypatch
 ):
-    import skbert._versions
+    import skbert._core.versions
 
     cache = str(tmp_path / "cache")
     vectorizer(tiny_model_dir, cache=cache).fit_transform(texts)
-    installed = skbert._versions.installed_versions()
+    installed = skbert._core.versions.installed_versions()
     monkeypatch.setattr(
-        skbert._versions,
+        skbert._core.versions,
         "installed_versions",
         lambda: {**installed, "torch": "99.0.0"},
     )
@@ -603,14 +603,14 @@ def test_int8_cache_entries_of_another_export_recipe_are_not_served(
 ):
     """A new export recipe writes a new int8 graph, whose vectors differ: the
     vectors of the old graph must not be served for it from a cache."""
-    import skbert._onnx
+    import skbert._encoding.onnx
 
     pytest.importorskip("onnxruntime")
     cache = str(tmp_path / "cache")
     params = dict(backend="onnx", quantize=True, pooling="mean", cache=cache)
-    monkeypatch.setattr(skbert._onnx, "_EXPORT_VERSION", "old")
+    monkeypatch.setattr(skbert._encoding.onnx, "_EXPORT_VERSION", "old")
     vectorizer(tiny_model_dir, **params).fit_transform(texts)
-    monkeypatch.setattr(skbert._onnx, "_EXPORT_VERSION", "new")
+    monkeypatch.setattr(skbert._encoding.onnx, "_EXPORT_VERSION", "new")
     skbert.clear_model_cache()
     before = skbert.cache_info(cache)["misses"]
     vectorizer(tiny_model_dir, **params).fit_transform(texts)

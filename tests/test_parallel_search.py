@@ -63,17 +63,17 @@ def test_a_threaded_search_shares_the_in_process_cache(tiny_model_dir, monkeypat
     from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import Pipeline
 
-    import skbert._batching
+    import skbert._encoding.batching
 
     rows, lock = [], threading.Lock()
-    original = skbert._batching.pool_batch
+    original = skbert._encoding.batching.pool_batch
 
     def counting(loaded, batch, *args):
         with lock:
             rows.append(int(batch["input_ids"].shape[0]))
         return original(loaded, batch, *args)
 
-    monkeypatch.setattr(skbert._batching, "pool_batch", counting)
+    monkeypatch.setattr(skbert._encoding.batching, "pool_batch", counting)
     texts = distinct_texts(60, seed=22)
     bert = vectorizer(tiny_model_dir, cache="auto")
     pipe = Pipeline([("bert", bert), ("clf", LogisticRegression(max_iter=200))])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from helpers import numpy_pool, vectorizer
 
-from skbert._pooling import (
+from skbert._encoding.pooling import (
     NUMPY_POOLINGS,
     TORCH_POOLINGS,
     cls_pooling,

@@ -35,17 +35,17 @@ def vectorize_class():
         def __init__(self, estimator):
             import collections
 
-            import skbert._models
+            import skbert._encoding.models
 
             self.estimator = estimator  # unpickled once per actor
             self.loads = collections.Counter()
-            load_folder = skbert._models.load_folder
+            load_folder = skbert._encoding.models.load_folder
 
             def counting_load_folder(*args, **kwargs):
                 self.loads["model"] += 1
                 return load_folder(*args, **kwargs)
 
-            skbert._models.load_folder = counting_load_folder
+            skbert._encoding.models.load_folder = counting_load_folder
 
         def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             vectors = self.estimator.transform(batch["text"])

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from helpers import child_command, clean_env, distinct_texts, vectorizer
 
-import skbert._cache
+import skbert._storage.cache
 
 NOBODY = 65534
 #: ``prctl(PR_CAPBSET_DROP, ...)`` and the capabilities that let root ignore
@@ -88,7 +88,7 @@ def filled_cache(request, tiny_model_dir):
     cache = base / "cache"
     texts = distinct_texts(N_TEXTS, seed=3)
     expected = vectorizer(model, cache=str(cache), pooling="mean").fit_transform(texts)
-    store = skbert._cache._DISK.pop(cache.resolve())
+    store = skbert._storage.cache._DISK.pop(cache.resolve())
     if request.param == "closed":  # as a finished session leaves it: closing
         # folds the write-ahead log into the database and removes it
         store._local.conn.close()

@@ -18,8 +18,8 @@ import pytest
 from helpers import run_python, vectorizer
 
 import skbert
-import skbert._checkpoint
-import skbert._resolve
+import skbert._model.checkpoint
+import skbert._model.resolve
 
 TEXTS = ["a great film", "dull and far too long", "שלום 😀"]
 
@@ -136,12 +136,12 @@ def write_hostile_bin(folder: Path, marker: Path) -> None:
 
 @pytest.fixture
 def no_pickle_opt_in(monkeypatch):
-    monkeypatch.delenv(skbert._checkpoint.ALLOW_PICKLE_WEIGHTS_ENV, raising=False)
+    monkeypatch.delenv(skbert._model.checkpoint.ALLOW_PICKLE_WEIGHTS_ENV, raising=False)
 
 
 @pytest.fixture
 def pickle_opt_in(monkeypatch):
-    monkeypatch.setenv(skbert._checkpoint.ALLOW_PICKLE_WEIGHTS_ENV, "1")
+    monkeypatch.setenv(skbert._model.checkpoint.ALLOW_PICKLE_WEIGHTS_ENV, "1")
 
 
 @pytest.fixture(scope="module")
@@ -203,14 +203,14 @@ def test_hostile_pickle_never_runs_not_even_with_the_opt_in(
     (tiny_model_copy / "model.safetensors").unlink()
     write_hostile_bin(tiny_model_copy, marker)
 
-    monkeypatch.delenv(skbert._checkpoint.ALLOW_PICKLE_WEIGHTS_ENV, raising=False)
+    monkeypatch.delenv(skbert._model.checkpoint.ALLOW_PICKLE_WEIGHTS_ENV, raising=False)
     with pytest.raises(ValueError, match="a pickle"):
         vectorizer(tiny_model_copy).fit(TEXTS)
     assert not marker.exists()
 
     # Opted in, transformers 5 reads it with torch.load(weights_only=True),
     # whose restricted unpickler refuses the exec global.
-    monkeypatch.setenv(skbert._checkpoint.ALLOW_PICKLE_WEIGHTS_ENV, "1")
+    monkeypatch.setenv(skbert._model.checkpoint.ALLOW_PICKLE_WEIGHTS_ENV, "1")
     skbert.clear_model_cache()
     with pytest.raises(ValueError) as raised:
         vectorizer(tiny_model_copy).fit(TEXTS)
@@ -264,14 +264,14 @@ def test_hub_model_downloads_pickle_weights_only_with_the_opt_in(
         return str(snapshot)  # a repository without safetensors
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
-    monkeypatch.delenv(skbert._checkpoint.ALLOW_PICKLE_WEIGHTS_ENV, raising=False)
+    monkeypatch.delenv(skbert._model.checkpoint.ALLOW_PICKLE_WEIGHTS_ENV, raising=False)
 
     with pytest.raises(FileNotFoundError) as raised:
         vectorizer("someone/pickle-only-bert").fit(TEXTS)
     assert "SKBERT_ALLOW_PICKLE_WEIGHTS=1" in str(raised.value)
     assert not any("pytorch_model*.bin" in patterns for patterns in requested)
 
-    monkeypatch.setenv(skbert._checkpoint.ALLOW_PICKLE_WEIGHTS_ENV, "1")
+    monkeypatch.setenv(skbert._model.checkpoint.ALLOW_PICKLE_WEIGHTS_ENV, "1")
     requested.clear()
-    skbert._resolve.resolve_model_folder("someone/pickle-only-bert")
+    skbert._model.resolve.resolve_model_folder("someone/pickle-only-bert")
     assert any("pytorch_model*.bin" in patterns for patterns in requested)

@@ -30,10 +30,12 @@ TEXTS = ["a great film", "dull and far too long", "the best story", "bad"]
 LABELS = [1, 0, 1, 0]
 #: What skops cannot vouch for in a file holding a fitted vectorizer: exactly
 #: skbert's own classes (numpy, scikit-learn and builtins are trusted by skops).
+#: Public names, so that the list a user reviews survives any move of
+#: skbert's private modules (issue 22).
 SKBERT_TYPES = [
-    "skbert._handle.ModelHandle",
-    "skbert._handle.ModelSource",
-    "skbert._vectorizer.BertCLSVectorizer",
+    "skbert.BertCLSVectorizer",
+    "skbert.ModelHandle",
+    "skbert.ModelSource",
 ]
 
 

@@ -31,7 +31,7 @@ from helpers import (
 from sklearn.base import clone
 
 import skbert
-import skbert._cache
+import skbert._storage.cache
 
 
 @pytest.fixture(autouse=True)
@@ -67,7 +67,7 @@ def test_keyboard_interrupt_mid_transform_loses_nothing(
 ):
     texts = distinct_texts(400)
     cache = tmp_path / "cache" if where == "directory" else "auto"
-    store_class = type(skbert._cache.get_store(str(cache)))
+    store_class = type(skbert._storage.cache.get_store(str(cache)))
     original_put = store_class.put_many
     batches = []
 
@@ -119,7 +119,7 @@ def _interrupt_while_waiting(model_dir, cache: Path, texts, monkeypatch) -> floa
         text=True,
     )
     assert blocker.stdout.readline().strip() == "locked"
-    original_put = skbert._cache.DiskStore.put_many
+    original_put = skbert._storage.cache.DiskStore.put_many
     main_thread = threading.get_ident()
     waiting, interrupted = threading.Event(), threading.Event()
     pressed: list[float] = []
@@ -134,14 +134,14 @@ def _interrupt_while_waiting(model_dir, cache: Path, texts, monkeypatch) -> floa
         blocker.stdin.flush()
 
     def put_while_another_process_writes(self, items):
-        monkeypatch.setattr(skbert._cache.DiskStore, "put_many", original_put)
+        monkeypatch.setattr(skbert._storage.cache.DiskStore, "put_many", original_put)
         waiting.set()
         original_put(self, items)
 
     presser = threading.Thread(target=press_ctrl_c_then_release)
     presser.start()
     monkeypatch.setattr(
-        skbert._cache.DiskStore, "put_many", put_while_another_process_writes
+        skbert._storage.cache.DiskStore, "put_many", put_while_another_process_writes
     )
     try:
         vectorizer(model_dir, batch_size=16, cache=str(cache)).fit_transform(texts)

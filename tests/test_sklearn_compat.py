@@ -1,7 +1,7 @@
 """No upper bound on scikit-learn: its private validation helpers have a copy.
 
-``skbert._sklearn_compat`` uses scikit-learn's ``_param_validation`` and
-``_fit_context`` while they exist and ``skbert._vendored_validation``
+``skbert._estimator.sklearn_compat`` uses scikit-learn's ``_param_validation`` and
+``_fit_context`` while they exist and ``skbert._estimator.vendored_validation``
 otherwise. scikit-learn's own functions are the oracle for the copy: both
 must accept and refuse the same values of every parameter, with the same
 wording.
@@ -21,8 +21,9 @@ from helpers import run_python
 from sklearn import config_context, get_config
 from sklearn.utils import _param_validation as sklearn_validation
 
-from skbert import BertCLSVectorizer, _sklearn_compat
-from skbert import _vendored_validation as vendored
+from skbert import BertCLSVectorizer
+from skbert._estimator import sklearn_compat as _sklearn_compat
+from skbert._estimator import vendored_validation as vendored
 
 CONSTRAINTS = BertCLSVectorizer._parameter_constraints
 VALUES = [
@@ -149,7 +150,8 @@ import sklearn.utils._param_validation as validation
 fit_context = sklearn.base._fit_context
 del sklearn.base._fit_context
 sys.modules["sklearn.utils._param_validation"] = types.ModuleType("moved")
-from skbert import BertCLSVectorizer, _sklearn_compat
+from skbert import BertCLSVectorizer
+from skbert._estimator import sklearn_compat as _sklearn_compat
 sys.modules["sklearn.utils._param_validation"] = validation
 sklearn.base._fit_context = fit_context
 

@@ -16,7 +16,7 @@ import pytest
 from helpers import distinct_texts, vectorizer
 
 import skbert
-import skbert._cache
+import skbert._storage.cache
 
 N_COPIES = 40
 
@@ -25,7 +25,7 @@ def checkpointed_cache(folder, cache, texts) -> None:
     """Fill the cache directory ``cache`` with ``texts`` and fold the
     write-ahead log into the database file, as a finished session leaves it."""
     vectorizer(folder, cache=str(cache), pooling="mean").fit_transform(texts)
-    skbert._cache._DISK.clear()
+    skbert._storage.cache._DISK.clear()
     conn = sqlite3.connect(cache / "embeddings.sqlite")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
@@ -54,7 +54,7 @@ def test_forty_damaged_cache_copies_all_give_the_uncached_vectors(
         damaged = tmp_path / f"copy-{copy}"
         shutil.copytree(pristine, damaged)
         flip_bytes(damaged / "embeddings.sqlite", rng, (5, 20)[copy % 2])
-        skbert._cache._DISK.clear()  # each copy is opened as by a new process
+        skbert._storage.cache._DISK.clear()  # each copy is opened as by a new process
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)

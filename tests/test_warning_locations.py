@@ -21,8 +21,8 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 
 import skbert
-import skbert._batching
-from skbert import _cli
+import skbert._encoding.batching
+from skbert._cli import commands as _cli
 
 LONG = " ".join(["word"] * 40)
 TEXTS = ["a great film", LONG, "dull", LONG + " again"]
@@ -106,14 +106,14 @@ def test_version_warning_through_joblib_and_pickle(
 def test_out_of_memory_warning_through_the_command_line(
     tiny_model_dir, tmp_path, monkeypatch, capsys
 ):
-    original = skbert._batching.pool_batch
+    original = skbert._encoding.batching.pool_batch
 
     def flaky(loaded, batch, *args):
         if int(batch["input_ids"].shape[0]) > 1:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
         return original(loaded, batch, *args)
 
-    monkeypatch.setattr(skbert._batching, "pool_batch", flaky)
+    monkeypatch.setattr(skbert._encoding.batching, "pool_batch", flaky)
     source = tmp_path / "in.txt"
     source.write_text("".join(text + "\n" for text in TEXTS), encoding="utf-8")
     args = ["embed", str(source), str(tmp_path / "out.npy"), "-m", str(tiny_model_dir)]

@@ -1,0 +1,87 @@
+"""Versions of the libraries that decide the numbers skbert computes.
+
+They are stamped into pickles (a mismatch at load is warned about, as
+scikit-learn does with ``InconsistentVersionWarning``) and into the keys of
+the embedding cache and the ONNX export folder, so that an upgrade that
+changes the numbers can never serve vectors computed before it.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib.metadata import PackageNotFoundError, version
+
+from .options import on_onnx_runtime
+
+__all__ = ["InconsistentVersionWarning", "compute_stamp", "installed_versions"]
+
+#: The packages whose versions are recorded (``None`` when not installed).
+PACKAGES = ("skbert", "torch", "transformers", "tokenizers", "onnxruntime")
+#: Those that take part in every computation (ONNX Runtime only in ONNX's).
+_ALWAYS = ("skbert", "torch", "transformers", "tokenizers")
+
+
+class InconsistentVersionWarning(UserWarning):
+    """A pickle was written with other versions of the libraries skbert uses.
+
+    Vectors may differ slightly (or the file may not load at all) when torch,
+    transformers, tokenizers, ONNX Runtime or skbert itself changed; refit
+    the estimator with the installed versions, or install those it names.
+
+    Attributes
+    ----------
+    package : str
+        The library whose version differs.
+    original : str or None
+        Its version when the pickle was written.
+    current : str or None
+        Its version now.
+    """
+
+    def __init__(self, package: str, original: str | None, current: str | None):
+        self.package = package
+        self.original = original
+        self.current = current
+        super().__init__(
+            f"This skbert estimator was pickled with {package} {original} and is "
+            f"loaded with {package} {current}. Its vectors may differ from those "
+            "computed when it was saved (or loading may fail); refit it with the "
+            f"installed versions, or install {package}=={original}."
+        )
+
+    def __reduce__(self):  # warnings and exceptions may be pickled by joblib
+        return type(self), (self.package, self.original, self.current)
+
+
+@functools.cache
+def _version(package: str) -> str | None:
+    if package == "skbert":
+        from .. import __version__
+
+        return __version__
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def installed_versions() -> dict[str, str | None]:
+    """The installed version of each package in :data:`PACKAGES`."""
+    return {package: _version(package) for package in PACKAGES}
+
+
+def relevant_packages(backend: str) -> tuple[str, ...]:
+    """The packages whose versions decide vectors computed by ``backend``."""
+    return _ALWAYS + (("onnxruntime",) if on_onnx_runtime(backend) else ())
+
+
+def compute_stamp(backend: str, dtype: str) -> str:
+    """How vectors are computed: backend, precision and library versions, and
+    for ONNX the version of the export recipe that wrote the graph."""
+    versions = installed_versions()
+    parts = [f"{name}={versions[name]}" for name in relevant_packages(backend)]
+    if on_onnx_runtime(backend):
+        from .._encoding.onnx import _EXPORT_VERSION
+
+        parts.append(f"export={_EXPORT_VERSION}")
+    return "/".join([backend, dtype, *parts])

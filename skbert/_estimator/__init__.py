@@ -1,0 +1,1 @@
+"""The scikit-learn estimator and the fitted encoder every front-end asks."""
