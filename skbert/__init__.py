@@ -12,16 +12,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._core.report import TruncationWarning
-from ._core.versions import InconsistentVersionWarning
-from ._model.handle import FingerprintMismatchError, ModelHandle, ModelSource
+from ._core.versions import InconsistentVersionWarning, __version__
+from ._model.handle import FingerprintMismatchError, ModelHandle
 from ._model.registry import clear_model_cache
+from ._model.source import ModelSource
 from ._storage.cache import cache_info, clear_cache, set_memory_cache_limit
 
 if TYPE_CHECKING:
     from ._estimator.vectorizer import BertCLSVectorizer
     from ._export.export import ExportReport, export_onnx
 
-__version__ = "0.2.0"
 
 __all__ = [
     "BertCLSVectorizer",

@@ -4,6 +4,7 @@ Pickles written since name the public ``skbert.ModelHandle`` and
 ``skbert.ModelSource``; the classes live in :mod:`skbert._model.handle`.
 """
 
-from ._model.handle import ModelHandle, ModelSource
+from ._model.handle import ModelHandle
+from ._model.source import ModelSource
 
 __all__ = ["ModelHandle", "ModelSource"]

@@ -14,7 +14,7 @@ from helpers import POOLINGS, vectorizer
 
 import skbert._encoding.batching
 import skbert._encoding.onnx
-from skbert._encoding.batching import EncodingSpec, plan_batches
+from skbert._core.plan import EncodingSpec, plan_batches
 from skbert._model.device import resolve_devices, resolve_dtype
 
 pytest.importorskip("onnxruntime")

@@ -496,7 +496,7 @@ def test_embed_offers_each_vocabulary_from_its_one_home(option, vocabulary):
 def test_embed_has_a_flag_for_every_vectorizer_parameter(tmp_path):
     """A parameter added to the vectorizer must be added to the command too
     (except the tuning ones: `skbert embed` reads no labels to tune on)."""
-    from skbert._estimator.vectorizer import TUNING_PARAMETERS
+    from skbert._estimator.parameters import TUNING_PARAMETERS
 
     parser = _cli.build_parser()
     args = parser.parse_args(["embed", "in.csv", "out.npy", "-m", "model"])

@@ -793,7 +793,7 @@ def test_the_manifest_fields_are_the_encoding_spec_s(classifier):
     artefact reader keeps: it must name exactly the spec's fields."""
     import dataclasses
 
-    from skbert._encoding.batching import EncodingSpec
+    from skbert._core.plan import EncodingSpec
 
     fields = {field.name for field in dataclasses.fields(EncodingSpec)}
     assert _artefact._FIELDS["spec"] == fields

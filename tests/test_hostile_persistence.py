@@ -26,8 +26,10 @@ import numpy as np
 import pytest
 from helpers import build_tiny_bert, run_python, vectorizer
 
-import skbert._estimator.vectorizer
+import skbert._estimator.state
+import skbert._model.bundle
 import skbert._model.handle
+import skbert._model.source
 from skbert._estimator.vectorizer import BertCLSVectorizer
 from skbert._model.handle import ModelHandle
 from skbert._model.identity import canonical_digest
@@ -57,7 +59,9 @@ def forging(
             edit_handle(state)
         if state.get("_bundle") and isinstance(state["_bundle"], dict):
             with contextlib.suppress(Exception):
-                state["_bundle_digest"] = skbert._model.handle._digest(state["_bundle"])
+                state["_bundle_digest"] = skbert._model.bundle.bundle_digest(
+                    state["_bundle"]
+                )
         with contextlib.suppress(Exception):
             state["_state_digest"] = skbert._model.handle._state_digest(state)
         return state
@@ -67,7 +71,7 @@ def forging(
             state = forged_handle_state(real_handle)
             return canonical_digest(
                 {
-                    "source": skbert._model.handle._source_state(state["source"]),
+                    "source": skbert._model.source.source_state(state["source"]),
                     "identity": state["identity"],
                     "info": state["info"],
                     "persist": state["persist"],
@@ -83,7 +87,7 @@ def forging(
         digest_state = {k: v for k, v in state.items() if k != "model_"}
         with contextlib.suppress(Exception):
             digest_state["model_"] = Stub()
-            state["_skbert_state_digest"] = skbert._estimator.vectorizer._state_digest(
+            state["_skbert_state_digest"] = skbert._estimator.state._state_digest(
                 digest_state
             )
         return state

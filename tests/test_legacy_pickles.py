@@ -17,7 +17,7 @@ import pytest
 from helpers import TINY_MAX_LENGTH, BertOracle
 
 import skbert
-from skbert._model.handle import UNKNOWN_RECIPE
+from skbert._model.legacy import UNKNOWN_RECIPE
 
 LEGACY = Path(__file__).parent / "data" / "legacy-0.1.0.pkl"
 #: Written by 0.2.0, whose classes lived in ``skbert._vectorizer`` and

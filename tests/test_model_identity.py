@@ -293,7 +293,7 @@ def test_a_busy_shared_cache_is_not_treated_as_corrupt(
     database = next(cache.glob("*.sqlite"))
     other = sqlite3.connect(database, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")  # another process is writing
-    monkeypatch.setattr(skbert._storage.cache, "BUSY_TIMEOUT", 0.2)
+    monkeypatch.setattr(skbert._storage.disk, "BUSY_TIMEOUT", 0.2)
     skbert._storage.cache._DISK.clear()  # a new process opens the cache
     try:
         found, messages = encode_with_cache(tiny_model_dir, cache, TEXTS)
@@ -603,14 +603,14 @@ def test_int8_cache_entries_of_another_export_recipe_are_not_served(
 ):
     """A new export recipe writes a new int8 graph, whose vectors differ: the
     vectors of the old graph must not be served for it from a cache."""
-    import skbert._encoding.onnx
+    import skbert._core.versions
 
     pytest.importorskip("onnxruntime")
     cache = str(tmp_path / "cache")
     params = dict(backend="onnx", quantize=True, pooling="mean", cache=cache)
-    monkeypatch.setattr(skbert._encoding.onnx, "_EXPORT_VERSION", "old")
+    monkeypatch.setattr(skbert._core.versions, "ONNX_EXPORT_VERSION", "old")
     vectorizer(tiny_model_dir, **params).fit_transform(texts)
-    monkeypatch.setattr(skbert._encoding.onnx, "_EXPORT_VERSION", "new")
+    monkeypatch.setattr(skbert._core.versions, "ONNX_EXPORT_VERSION", "new")
     skbert.clear_model_cache()
     before = skbert.cache_info(cache)["misses"]
     vectorizer(tiny_model_dir, **params).fit_transform(texts)

@@ -50,7 +50,7 @@ EXIT_INTERRUPTED = 130
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``skbert`` argument parser with one sub-parser per command."""
-    from .. import __version__
+    from .._core.versions import __version__
 
     parser = argparse.ArgumentParser(
         prog="skbert",

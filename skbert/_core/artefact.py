@@ -375,7 +375,7 @@ _FIELDS = {
     },
     "tokenizer": {"prefix", "suffix", "pad_id"},
     "model": {"name", "model_type", "identity"},
-    # the fields of skbert._encoding.batching.EncodingSpec (a test keeps them equal)
+    # the fields of skbert._core.plan.EncodingSpec (a test keeps them equal)
     "spec": {
         "pooling",
         "layers",
@@ -443,7 +443,7 @@ def _check_choice(value: object, choices: tuple, what: str) -> None:
 
 
 def _check_spec(spec: object) -> None:
-    """The fields of the :class:`~skbert._encoding.batching.EncodingSpec` the export
+    """The fields of the :class:`~skbert._core.plan.EncodingSpec` the export
     ran (validated here, rebuilt by the runtime)."""
     _check_fields(spec, "spec")
     assert isinstance(spec, dict)

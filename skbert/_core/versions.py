@@ -9,11 +9,27 @@ changes the numbers can never serve vectors computed before it.
 from __future__ import annotations
 
 import functools
+import warnings
+from collections.abc import Callable, Iterable
 from importlib.metadata import PackageNotFoundError, version
 
 from .options import on_onnx_runtime
+from .report import user_stacklevel
 
-__all__ = ["InconsistentVersionWarning", "compute_stamp", "installed_versions"]
+__all__ = [
+    "ONNX_EXPORT_VERSION",
+    "InconsistentVersionWarning",
+    "__version__",
+    "compute_stamp",
+    "installed_versions",
+]
+
+#: skbert's version (``skbert.__version__``).
+__version__ = "0.2.0"
+#: Bumped when the recipe that exports a checkpoint to ONNX for
+#: ``backend="onnx"`` changes (older exports and their cached vectors are then
+#: ignored).
+ONNX_EXPORT_VERSION = "4"
 
 #: The packages whose versions are recorded (``None`` when not installed).
 PACKAGES = ("skbert", "torch", "transformers", "tokenizers", "onnxruntime")
@@ -56,8 +72,6 @@ class InconsistentVersionWarning(UserWarning):
 @functools.cache
 def _version(package: str) -> str | None:
     if package == "skbert":
-        from .. import __version__
-
         return __version__
     try:
         return version(package)
@@ -81,7 +95,21 @@ def compute_stamp(backend: str, dtype: str) -> str:
     versions = installed_versions()
     parts = [f"{name}={versions[name]}" for name in relevant_packages(backend)]
     if on_onnx_runtime(backend):
-        from .._encoding.onnx import _EXPORT_VERSION
-
-        parts.append(f"export={_EXPORT_VERSION}")
+        parts.append(f"export={ONNX_EXPORT_VERSION}")
     return "/".join([backend, dtype, *parts])
+
+
+def warn_about_changes(
+    recorded: dict[str, str | None],
+    packages: Iterable[str],
+    warning: Callable[[str, str | None, str | None], Warning],
+) -> None:
+    """Warn at the user's line, naming both versions, for each of ``packages``
+    whose version differs from the one ``recorded`` (a pickle's, an artefact's)."""
+    now = installed_versions()
+    for package in packages:
+        if package in recorded and recorded[package] != now[package]:
+            warnings.warn(
+                warning(package, recorded[package], now[package]),
+                stacklevel=user_stacklevel(),
+            )

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._core.options import CACHED_POOLINGS
+from .._core.plan import CHUNK_SIZE, EncodingSpec, RunReport, prepare
 from .._core.report import EncodingReport, TruncationWarning
-from .batching import EncodingSpec, RunReport, iter_pooled
+from .batching import iter_pooled
 
 if TYPE_CHECKING:
     from .._storage.cache import DiskStore, LayeredStore, MemoryStore
@@ -30,9 +31,6 @@ if TYPE_CHECKING:
     from .._model.checkpoint import LoadedModel
 
 __all__ = ["EncodingSpec", "TruncationWarning", "encode"]
-
-#: Texts tokenized (and length-sorted) at a time; bounds the token-id memory.
-CHUNK_SIZE = 8192
 
 
 def _progress(total: int, batch_size: int, show: bool | None | Any) -> Any:
@@ -224,16 +222,6 @@ def _refill(
         return todo
     missed = _fill_from(store, [keys[i] for i in todo], out, finish, report, todo)
     return [todo[i] for i in missed]
-
-
-def prepare(texts: list[str], spec: EncodingSpec) -> list[str]:
-    """The texts the model reads: the prompt before each, lower-cased if the
-    model's folder asks for it."""
-    if spec.prompt:
-        texts = [spec.prompt + text for text in texts]
-    if spec.lowercase:
-        texts = [text.lower() for text in texts]
-    return texts
 
 
 def encode(

@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from .._core.plan import EncodingSpec
     from .._model.checkpoint import LoadedModel
-    from .batching import EncodingSpec
 
 __all__ = ["dense_layers", "finish", "finish_numpy"]
 

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from .._core.options import on_onnx_runtime, runner
 from .._model import registry as _registry
 from .._model.checkpoint import load_folder
-from .._model.handle import FingerprintMismatchError, ModelHandle, ModelSource
+from .._model.handle import FingerprintMismatchError, ModelHandle
+from .._model.source import ModelSource
 
 if TYPE_CHECKING:
     import torch

@@ -28,7 +28,7 @@ import numpy as np
 
 from .._core.filelock import file_lock
 from .._core.options import runner
-from .._core.quiet import quiet, quiet_warnings
+from .._model.quiet import quiet, quiet_warnings
 from ..runtime._ort import SLOW_FUSIONS, open_session
 
 if TYPE_CHECKING:
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["load_onnx", "onnx_home"]
 
-#: Bumped when the export recipe changes (older exports are then ignored).
-_EXPORT_VERSION = "4"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 #: The ONNX opset of every exported graph.
 OPSET = 17
@@ -368,7 +366,7 @@ def export_folder(loaded: LoadedModel) -> Path:
     versions = _versions.installed_versions()
     key = {
         "identity": loaded.identity.digest,
-        "export": _EXPORT_VERSION,
+        "export": _versions.ONNX_EXPORT_VERSION,
         **{name: versions[name] for name in _versions.relevant_packages("onnx")},
     }
     return onnx_home() / canonical_digest(key).removeprefix("sha256:")[:32]

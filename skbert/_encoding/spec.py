@@ -5,7 +5,7 @@ is checked here, once, against what was derived from the checkpoint
 (:class:`~skbert._model.identity.ModelInfo`): layer indices, the pooler's status,
 the length limit, the backend's limits, and a sentence-transformers folder's
 recipe behind ``pooling="auto"`` and ``prompt_name``. The result is one
-:class:`~skbert._encoding.batching.EncodingSpec`.
+:class:`~skbert._core.plan.EncodingSpec`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from numbers import Integral
 from typing import Any
 
 from .._core.options import batch_size_for
+from .._core.plan import EncodingSpec
 from .._model.families import ONNX_FAMILIES, pooler_reason
 from .._model.identity import ModelInfo
-from .batching import EncodingSpec
 
 __all__ = ["auto_fallback", "available_poolings", "encoding_spec", "pooler_usable"]
 

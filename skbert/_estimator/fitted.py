@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .parameters import MODEL_PARAMETERS, TUNING_PARAMETERS
+
 if TYPE_CHECKING:
     import torch
 
+    from .._core.plan import EncodingSpec
     from .._core.report import EncodingReport
-    from .._encoding.batching import EncodingSpec
     from .._model.checkpoint import LoadedModel
     from .._model.handle import ModelHandle
 
@@ -84,7 +86,6 @@ def with_prompt_skip(spec: EncodingSpec, loaded: Any) -> EncodingSpec:
 def tuning_params(params: dict[str, Any]) -> dict[str, Any] | None:
     """The tuning parameters as set (``None`` without ``fine_tune``), as a
     fitted vectorizer records them."""
-    from .vectorizer import TUNING_PARAMETERS
 
     if params["fine_tune"] is None:
         return None
@@ -99,7 +100,6 @@ def tuning_params(params: dict[str, Any]) -> dict[str, Any] | None:
 
 def check_model_parameters(vectorizer: Any) -> None:
     """Refuse to encode with a model other than the parameters now name."""
-    from .vectorizer import MODEL_PARAMETERS, TUNING_PARAMETERS
 
     params = vectorizer.get_params(deep=False)
     report = getattr(vectorizer, "fine_tune_report_", None)

@@ -10,9 +10,10 @@ the estimator is pickled.
 
 from __future__ import annotations
 
+import inspect
 import os
 import warnings
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -25,47 +26,17 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._core.inputs import check_texts
 from .._core.options import (
-    BACKENDS,
-    CHUNK_COMBINES,
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_BATCH_TOKENS,
-    DTYPES,
-    FINE_TUNE_OBJECTIVES,
-    LONG_TEXTS,
-    PERSIST_OPTIONS,
-    POOLINGS,
     TUNING_DEFAULTS,
 )
 from .._core.public import public
 from .._storage.cache import check_cache
-from .sklearn_compat import Interval, StrOptions, fit_context, validate_params
+from .parameters import PARAMETER_CONSTRAINTS
+from .sklearn_compat import fit_context, validate_params
+from .state import loaded_state, pickled_state, warn_about_versions
 
 __all__ = ["BertCLSVectorizer"]
-
-#: The parameters that say which model: read by ``fit`` only.
-MODEL_PARAMETERS = (
-    "model_name_or_path",
-    "revision",
-    "local_files_only",
-    "trust_remote_code",
-)
-#: The parameters that say how ``fit`` tunes the encoder (with ``fine_tune``):
-#: read by ``fit`` only.
-TUNING_PARAMETERS = (
-    "fine_tune",
-    "tune_epochs",
-    "tune_learning_rate",
-    "tune_batch_size",
-    "tune_warmup",
-    "tune_layers",
-    "tune_pairs",
-    "tune_max_steps",
-    "random_state",
-)
-#: Pickle entries added to scikit-learn's state by skbert.
-_VERSIONS_KEY = "_skbert_versions"
-_DIGEST_KEY = "_skbert_state_digest"
-_SESSION_KEY = "_skbert_session"
 
 
 @public
@@ -298,44 +269,7 @@ class BertCLSVectorizer(
     1
     """
 
-    _parameter_constraints: dict = {
-        "model_name_or_path": [str, os.PathLike],
-        "pooling": [StrOptions(set(POOLINGS))],
-        "layers": [Integral, tuple, list],
-        "normalize": ["boolean"],
-        "max_length": [Interval(Integral, 2, None, closed="left"), None],
-        "batch_size": [
-            Interval(Integral, 1, None, closed="left"),
-            StrOptions({"auto"}),
-        ],
-        "max_batch_tokens": [Interval(Integral, 1, None, closed="left"), None],
-        "device": [str, list, tuple],
-        "dtype": [StrOptions(set(DTYPES))],
-        "backend": [StrOptions(set(BACKENDS))],
-        "quantize": ["boolean"],
-        "revision": [str, None],
-        "local_files_only": ["boolean"],
-        "trust_remote_code": ["boolean"],
-        "show_progress_bar": ["boolean", None],
-        "long_texts": [StrOptions(set(LONG_TEXTS))],
-        "head_tokens": [Interval(Integral, 0, None, closed="left"), None],
-        "stride": [Interval(Integral, 0, None, closed="left")],
-        "chunk_combine": [StrOptions(set(CHUNK_COMBINES))],
-        "prompt": [str, None],
-        "prompt_name": [str, None],
-        "trust_pooler": ["boolean"],
-        "persist": [StrOptions(set(PERSIST_OPTIONS))],
-        "cache": [str, os.PathLike, None],  # "auto" or a directory
-        "fine_tune": [StrOptions(set(FINE_TUNE_OBJECTIVES)), None],
-        "tune_epochs": [Interval(Integral, 1, None, closed="left")],
-        "tune_learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "tune_batch_size": [Interval(Integral, 1, None, closed="left")],
-        "tune_warmup": [Interval(Real, 0, 1, closed="left")],
-        "tune_layers": [Interval(Integral, 1, None, closed="left"), None],
-        "tune_pairs": [Interval(Integral, 2, None, closed="left")],
-        "tune_max_steps": [Interval(Integral, 1, None, closed="left"), None],
-        "random_state": ["random_state"],
-    }
+    _parameter_constraints: dict = PARAMETER_CONSTRAINTS
 
     def __init__(
         self,
@@ -443,8 +377,8 @@ class BertCLSVectorizer(
         from .._core.report import user_stacklevel
         from .._encoding.models import fit_handle
         from .._model.device import resolve_dtype
-        from .._model.handle import ModelSource
         from .._model.resolve import local_folder
+        from .._model.source import ModelSource
         from .fitted import FittedEncoder
         from .unused import unused_option_warnings
 
@@ -629,110 +563,18 @@ class BertCLSVectorizer(
         """scikit-learn's state, with the handle pickled as ``persist`` says now,
         the versions of the libraries that computed the vectors, and a SHA-256
         over everything but the model files (which carry their own)."""
-        from .._core import versions as _versions
-        from .._storage import session as _session
-
-        state = dict(super().__getstate__())  # scikit-learn may return __dict__
-        if "model_" in state:
-            state["model_"] = state["model_"].with_persist(self.persist)
-        if self.cache == "auto" or self.fine_tune is not None:
-            # worker processes share this process's cache and tuned encoders
-            state[_SESSION_KEY] = _session.share()
-        state[_VERSIONS_KEY] = _versions.installed_versions()
-        state[_DIGEST_KEY] = _state_digest(state)
-        return state
+        return pickled_state(
+            super().__getstate__(),
+            persist=self.persist,
+            share_session=self.cache == "auto" or self.fine_tune is not None,
+        )
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Check what a file says before this estimator uses any of it."""
-        from .._model.handle import ModelHandle
-
-        if not isinstance(state, dict):
-            raise ValueError("Refusing this file: the estimator state is not a dict.")
-        state = dict(state)
-        handle = state.get("model_")
-        if handle is not None and not isinstance(handle, ModelHandle):
-            raise ValueError("Refusing this file: its model_ is not a ModelHandle.")
-        digest = state.pop(_DIGEST_KEY, None)
-        versions = state.pop(_VERSIONS_KEY, None)
-        if digest is not None or versions is not None:  # skbert 0.1.0 wrote none
-            if digest != _state_digest({**state, _VERSIONS_KEY: versions}):
-                raise ValueError(
-                    "Refusing this file: the state of its BertCLSVectorizer "
-                    "(parameters and fitted attributes) does not match the SHA-256 "
-                    "written with it. The file was damaged or altered; re-create "
-                    "it from the fitted estimator."
-                )
-        if handle is not None:
-            _check_fitted_attributes(state, handle)
-        for name, default in _defaults().items():  # added since it was written
-            state.setdefault(name, default)
-        from .._storage import session as _session
-
-        _session.join(state.pop(_SESSION_KEY, None))
+        defaults = {
+            name: parameter.default
+            for name, parameter in inspect.signature(type(self)).parameters.items()
+        }
+        state, versions = loaded_state(state, defaults)
         super().__setstate__(state)
-        _warn_about_versions(versions, backend=state.get("backend"))
-
-
-def _defaults() -> dict[str, Any]:
-    """Every parameter's default value."""
-    import inspect
-
-    signature = inspect.signature(BertCLSVectorizer.__init__)
-    return {
-        name: parameter.default
-        for name, parameter in signature.parameters.items()
-        if parameter.default is not inspect.Parameter.empty
-    }
-
-
-def _state_digest(state: dict[str, Any]) -> str:
-    """SHA-256 over an estimator state, the handle by its own state digest."""
-    from .._model.identity import canonical_digest
-
-    covered = {}
-    for key, value in state.items():
-        if key == _DIGEST_KEY:
-            continue
-        if key == "model_":
-            value = value.digest_for_estimator()
-        elif isinstance(value, os.PathLike):
-            value = ["path", os.fspath(value)]
-        covered[key] = value
-    return canonical_digest(covered)
-
-
-def _check_fitted_attributes(state: dict[str, Any], handle: Any) -> None:
-    """Fitted attributes are what the handle describes (derived, never trusted)."""
-    expected = {
-        "hidden_size_": handle.info.hidden_size,
-        "n_layers_": handle.info.n_hidden_states,
-        "has_pooler_": handle.info.has_pooler,
-        "fingerprint_": handle.fingerprint,
-    }
-    for name, value in expected.items():
-        if state.get(name) != value:
-            raise ValueError(
-                f"Refusing this file: its fitted attribute {name}="
-                f"{state.get(name)!r} contradicts the model it holds ({value!r}). "
-                "The file was damaged or altered; re-create it."
-            )
-
-
-def _warn_about_versions(versions: object, *, backend: object) -> None:
-    """Warn, naming both versions, for each library that changed since pickling."""
-    import warnings
-
-    from .._core import versions as _versions
-    from .._core.report import user_stacklevel
-
-    if not isinstance(versions, dict):
-        return
-    now = _versions.installed_versions()
-    for package in _versions.relevant_packages(str(backend)):
-        if package in versions and versions[package] != now[package]:
-            warnings.warn(
-                _versions.InconsistentVersionWarning(
-                    package, versions[package], now[package]
-                ),
-                stacklevel=user_stacklevel(),
-            )
+        warn_about_versions(versions, backend=state.get("backend"))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from .._encoding.batching import EncodingSpec
+    from .._core.plan import EncodingSpec
     from .._model.checkpoint import LoadedModel
 
 __all__ = ["ExportReport", "export_onnx"]
@@ -260,7 +260,7 @@ def _compare(
 ) -> _Comparison:
     """Load ``path`` with the runtime and compare it with Python on ``texts``:
     the token ids, then every output."""
-    from .._encoding.encode import prepare
+    from .._core.plan import prepare
     from ..runtime import ExportedPipeline
 
     runtime = ExportedPipeline(path)

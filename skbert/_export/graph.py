@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .._encoding.batching import EncodingSpec
+    from .._core.plan import EncodingSpec
     from .._model.checkpoint import LoadedModel
 
 __all__ = ["VECTORS", "export_vectors_graph", "vectorizer_recipe"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .._core.quiet import quiet_warnings
+from .._model.quiet import quiet_warnings
 from .graph import VECTORS
 
 __all__ = ["Head", "append_head", "convert_steps"]

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._core.quiet import quiet
 from .._core.tokenize import TextTokenizer
 from .identity import (
     ModelIdentity,
@@ -26,6 +25,7 @@ from .identity import (
     fingerprint_state_dict,
     fingerprint_tokenizer,
 )
+from .quiet import quiet
 
 if TYPE_CHECKING:
     import torch

@@ -24,141 +24,30 @@ is used.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import re
 import tempfile
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._core.options import PERSIST_OPTIONS
 from .._core.public import public
+from .bundle import bundle_digest, bundle_from, check_bundle
 from .identity import ModelIdentity, ModelInfo, canonical_digest
+from .legacy import UNKNOWN_RECIPE, from_legacy
+from .source import ModelSource, source_state
 
 if TYPE_CHECKING:
     from .checkpoint import LoadedModel
 
 __all__ = ["FingerprintMismatchError", "ModelHandle", "ModelSource"]
 
-#: The only files a bundle may hold: plain names of config, tokenizer and
-#: safetensors files, at the top or in one sentence-transformers module folder
-#: (``2_Dense/model.safetensors``). No other path, no code, no pickles.
-_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
-_BUNDLE_NAME = re.compile(
-    r"(?:[0-9]+_[A-Za-z][A-Za-z0-9_]*/)?"
-    r"[A-Za-z0-9][A-Za-z0-9_.-]*\.(json|txt|model|safetensors)"
-)
-#: Longest name or revision a file may give (hub ids are far shorter).
-_MAX_NAME = 4096
 #: Version of the state :meth:`ModelHandle.__getstate__` writes.
 _STATE_FORMAT = 2
-#: The recipe of a handle read from a skbert 0.1.0 pickle, until its model is
-#: loaded (those pickles recorded no recipe).
-UNKNOWN_RECIPE = "sha256:" + "0" * 64
 
 
 class FingerprintMismatchError(ValueError):
     """The model found is not the model the estimator was fitted with."""
-
-
-def _check_bundle(bundle: object) -> None:
-    """Refuse model files that skbert never writes (a crafted pickle or skops file)."""
-    if not isinstance(bundle, dict):
-        raise ValueError("This file's model files are not a mapping of names to bytes.")
-    bad = [
-        name
-        for name, data in bundle.items()
-        if not (isinstance(name, str) and _BUNDLE_NAME.fullmatch(name))
-        or not isinstance(data, bytes)
-    ]
-    if bad:
-        raise ValueError(
-            f"Refusing this file: its model files include {bad[:3]!r}, which skbert "
-            "never writes (only config, tokenizer and safetensors files, by plain "
-            "name or in a sentence-transformers module folder). It was altered "
-            "or not written by skbert."
-        )
-
-
-def _text(value: object, what: str, *, optional: bool = False) -> str | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or not 0 < len(value) <= _MAX_NAME or "\0" in value:
-        raise ValueError(f"Refusing this file: its model {what} is not a valid name.")
-    return value
-
-
-@public
-@dataclass(frozen=True)
-class ModelSource:
-    """Where a checkpoint comes from (the loading parameters of the vectorizer)."""
-
-    #: ``model_name_or_path`` as given to the vectorizer.
-    name: str
-    revision: str | None = None
-    local_files_only: bool = False
-    #: As given at fit. A source read from a file never enables remote code.
-    trust_remote_code: bool = False
-    #: The absolute folder of a local checkpoint (``None`` for a hub id), so
-    #: that a relative ``name`` is found again from another directory.
-    location: str | None = None
-    #: For an encoder fine-tuned by ``fit`` (``fine_tune``): the tuning key
-    #: (:func:`skbert._tuning.memo.tuning_key`). Its weights are not in the
-    #: folder ``name`` points to, only in the estimator (and its pickles).
-    tuning: str | None = None
-
-    def folder(self) -> Path:
-        """The local folder holding the checkpoint (downloaded if a hub id)."""
-        from .resolve import resolve_model_folder
-
-        if self.tuning is not None:
-            raise FileNotFoundError(
-                f"The encoder was fine-tuned from {self.name!r} when the estimator "
-                "was fitted; its weights exist only in the fitted estimator and in "
-                "pickles written with persist='weights'. Refit, or load such a "
-                "pickle."
-            )
-        if self.location is not None:
-            if not Path(self.location).is_dir():
-                raise FileNotFoundError(
-                    f"The model folder {self.location!r} (model_name_or_path="
-                    f"{self.name!r} when the estimator was fitted) does not exist "
-                    "on this machine. Copy the checkpoint there, or refit; pickles "
-                    "written with persist='weights' carry the model with them."
-                )
-            return resolve_model_folder(self.location)
-        return resolve_model_folder(
-            self.name, revision=self.revision, local_files_only=self.local_files_only
-        )
-
-    def __getstate__(self) -> dict[str, Any]:
-        # without a tuning key, the state skbert 0.2 writes (and reads)
-        return _source_state(self)
-
-    def __setstate__(self, state: object) -> None:
-        names = {f.name for f in fields(self)}
-        if not isinstance(state, dict) or not {"name"} <= set(state) <= names:
-            raise ValueError("Refusing this file: its model source is not valid.")
-        checked = {
-            "name": _text(state["name"], "name"),
-            "revision": _text(state.get("revision"), "revision", optional=True),
-            "location": _text(state.get("location"), "folder", optional=True),
-            "tuning": _text(state.get("tuning"), "tuning key", optional=True),
-        }
-        for flag in ("local_files_only", "trust_remote_code"):
-            if type(state.get(flag, False)) is not bool:
-                raise ValueError(f"Refusing this file: its model {flag} is not a bool.")
-            checked[flag] = state.get(flag, False)
-        location = checked["location"]
-        if location is not None and not Path(location).is_absolute():
-            raise ValueError("Refusing this file: its model folder is not absolute.")
-        tuning = checked["tuning"]
-        if tuning is not None and not _SHA256.fullmatch(tuning):
-            raise ValueError("Refusing this file: its model tuning key is not valid.")
-        for name, value in checked.items():
-            object.__setattr__(self, name, value)
 
 
 @public
@@ -216,7 +105,7 @@ class ModelHandle:
         files, which carry their own), for the estimator's state digest."""
         return canonical_digest(
             {
-                "source": _source_state(self.source),
+                "source": source_state(self.source),
                 "identity": self.identity.to_state(),
                 "info": self.info.to_state(),
                 "persist": self.persist,
@@ -317,7 +206,7 @@ class ModelHandle:
         if bundle is None:  # reference-only: read the source again
             yield self.source.folder(), self._code_allowed, self.source.name
             return
-        _check_bundle(bundle)
+        check_bundle(bundle)
         with tempfile.TemporaryDirectory(prefix="skbert-") as tmp:
             for name, data in bundle.items():
                 target = Path(tmp, name)
@@ -351,7 +240,7 @@ class ModelHandle:
             "info": self.info.to_state(),
             "persist": self.persist,
             "_bundle": bundle,
-            "_bundle_digest": _digest(bundle),
+            "_bundle_digest": bundle_digest(bundle),
         }
         state["_state_digest"] = _state_digest(state)
         return state
@@ -361,7 +250,7 @@ class ModelHandle:
             raise ValueError("Refusing this file: its model state is not a mapping.")
         written_by_0_1 = state.get("format") != _STATE_FORMAT
         if written_by_0_1:
-            state = _from_legacy(state)
+            state = from_legacy(state)
         else:
             expected = {
                 "format",
@@ -386,7 +275,7 @@ class ModelHandle:
             raise ValueError("Refusing this file: its persist value is not valid.")
         bundle = state["_bundle"]
         if bundle is not None:
-            _check_bundle(bundle)  # before anything is written from it
+            check_bundle(bundle)  # before anything is written from it
         damage = None
         if not written_by_0_1 and _state_digest(state) != state["_state_digest"]:
             damage = (
@@ -399,7 +288,7 @@ class ModelHandle:
             info = ModelInfo.from_state(state["info"])
         except ValueError as exc:
             raise ValueError(f"Refusing this file: {exc}.") from None
-        found = _digest(bundle)
+        found = bundle_digest(bundle)
         if persist == "weights" and (not bundle or found != state["_bundle_digest"]):
             # refused on first use, like weights that changed on disk
             damage = (
@@ -430,97 +319,5 @@ def _state_digest(state: dict[str, Any]) -> str:
         for key, value in state.items()
         if key not in {"_bundle", "_state_digest", "source"}
     }
-    covered["source"] = _source_state(state["source"])
+    covered["source"] = source_state(state["source"])
     return canonical_digest(covered)
-
-
-def _source_state(source: ModelSource) -> dict[str, Any]:
-    state = {f.name: getattr(source, f.name, None) for f in fields(ModelSource)}
-    if state["tuning"] is None:  # as digested before fine-tuning existed
-        del state["tuning"]
-    return state
-
-
-def _from_legacy(state: dict[str, Any]) -> dict[str, Any]:
-    """A handle state written by skbert 0.1.0 (before identities), converted."""
-    needed = {
-        "source",
-        "persist",
-        "fingerprint",
-        "tokenizer_fingerprint",
-        "config_fingerprint",
-        "has_pooler",
-        "missing_pooler_keys",
-        "hidden_size",
-        "n_hidden_states",
-        "model_max_length",
-        "_bundle",
-    }
-    if not needed <= set(state):
-        raise ValueError("Refusing this file: its model state is not one skbert wrote.")
-    identity = {
-        "weights": state["fingerprint"],
-        "tokenizer": state["tokenizer_fingerprint"],
-        "config": state["config_fingerprint"],
-        "recipe": UNKNOWN_RECIPE,  # replaced by the loaded model's recipe
-    }
-    missing = tuple(state["missing_pooler_keys"] or ())
-    info = {
-        "model_type": "bert",
-        "model_class": "BertModel",
-        "hidden_size": state["hidden_size"],
-        "n_hidden_states": state["n_hidden_states"],
-        "model_max_length": state["model_max_length"],
-        "pooler": (
-            "missing" if missing else "trained" if state["has_pooler"] else "absent"
-        ),
-        "missing_pooler_keys": list(missing),
-        "first_token_special": True,
-        "sentence": None,
-    }
-    return {
-        "source": state["source"],
-        "identity": identity,
-        "info": info,
-        "persist": state["persist"],
-        "_bundle": state["_bundle"],
-        "_bundle_digest": state.get("_bundle_digest"),
-    }
-
-
-def bundle_from(loaded: LoadedModel) -> dict[str, bytes]:
-    """The checkpoint as the files of a Hugging Face folder, in memory."""
-    from safetensors.torch import save
-
-    from .checkpoint import weights_fingerprint
-
-    state = loaded.float32_state
-    if state is None:
-        state = loaded.model.state_dict()
-    tensors = {
-        name: tensor.detach().to("cpu").contiguous().clone()
-        for name, tensor in state.items()
-    }
-    if weights_fingerprint(tensors, loaded.dense) != loaded.identity.weights:
-        raise RuntimeError("The in-memory weights no longer match their fingerprint.")
-    files = {"model.safetensors": save(tensors, metadata={"format": "pt"})}
-    files.update(loaded.recipe_files)
-    # the configuration and tokenizer files as loaded (read then: no folder is
-    # written here); never code that a custom configuration names
-    files.update(
-        (name, data)
-        for name, data in loaded.definition_files.items()
-        if _BUNDLE_NAME.fullmatch(name) and name != "model.safetensors"
-    )
-    return files
-
-
-def _digest(bundle: dict[str, bytes] | None) -> str | None:
-    """SHA-256 over the bundled files' names and contents."""
-    if not bundle:
-        return None
-    hasher = hashlib.sha256()
-    for name in sorted(bundle):
-        hasher.update(name.encode() + b"\0" + len(bundle[name]).to_bytes(8, "little"))
-        hasher.update(bundle[name])
-    return hasher.hexdigest()

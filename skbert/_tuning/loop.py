@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._encoding.batching import EncodingSpec, collate, pool_batch, spec_inputs
-from .._encoding.encode import prepare
+from .._core.plan import EncodingSpec, prepare
+from .._encoding.batching import collate, pool_batch, spec_inputs
 from .._encoding.finish import finish
 from .pairs import contrastive_pairs, epoch_batches
 

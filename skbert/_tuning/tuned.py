@@ -24,7 +24,7 @@ from . import memo as _tune_memo
 if TYPE_CHECKING:
     import torch
 
-    from .._encoding.batching import EncodingSpec
+    from .._core.plan import EncodingSpec
     from .._model.checkpoint import LoadedModel
     from .loop import TuningPlan
 

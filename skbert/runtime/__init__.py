@@ -28,11 +28,13 @@ import numpy as np
 
 from .._core.artefact import ArtefactError, check_ids_known, read_artefact
 from .._core.inputs import check_texts
+from .._core.plan import CHUNK_SIZE, EncodingSpec, pad_rows, plan_batches, prepare
 from .._core.report import EncodingReport, warn_about
 from .._core.tokenize import TextTokenizer
-from .._core.versions import InconsistentVersionWarning, installed_versions
-from .._encoding.batching import EncodingSpec, pad_rows, plan_batches
-from .._encoding.encode import CHUNK_SIZE, prepare
+from .._core.versions import (
+    InconsistentVersionWarning,
+    warn_about_changes,
+)
 from ._ort import open_session
 
 __all__ = ["ArtefactError", "ExportedPipeline", "load"]
@@ -147,17 +149,7 @@ class _ArtefactVersionWarning(InconsistentVersionWarning):
 
 def _warn_about_versions(exported: dict[str, Any]) -> None:
     """Warn, naming both versions, for each runtime package that changed."""
-    import warnings
-
-    from .._core.report import user_stacklevel
-
-    now = installed_versions()
-    for package in _RUNTIME_PACKAGES:
-        if package in exported and exported[package] != now[package]:
-            warnings.warn(
-                _ArtefactVersionWarning(package, exported[package], now[package]),
-                stacklevel=user_stacklevel(),
-            )
+    warn_about_changes(exported, _RUNTIME_PACKAGES, _ArtefactVersionWarning)
 
 
 def _widths(manifest: dict[str, Any]) -> dict[str, int | None]:
