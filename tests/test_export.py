@@ -234,7 +234,7 @@ def test_the_report_and_the_manifest_say_what_was_written(classifier, tiny_model
     assert report.kind == "classifier" and not report.quantized
     assert report.methods == ("predict", "predict_proba", "embed")
     assert report.agreement == 1.0 and report.vector_difference <= 1e-5
-    assert report.n_checked == len(skbert._export.export.CHECK_TEXTS) + 1
+    assert report.n_checked == len(skbert._export.check.CHECK_TEXTS) + 1
     assert "same prediction on 100.0%" in str(report)
     manifest = runtime.load(path).manifest
     tokenizer = vectors.model_.torch_model.tokenizer

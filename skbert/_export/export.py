@@ -18,27 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:
     from .._core.plan import EncodingSpec
     from .._model.checkpoint import LoadedModel
 
 __all__ = ["ExportReport", "export_onnx"]
-
-#: Texts every export is checked on (with one longer than ``max_length``).
-CHECK_TEXTS = (
-    "The food was delicious and the staff were friendly.",
-    "Cold soup, a rude waiter and a long wait.",
-    "Not bad at all!",
-    "I would never go back.",
-    "ok",
-    "",
-    "A great film. Dull and far too long, though?",
-    "café naïve 😀 我爱电影 שלום",
-    "actors acting badly: 3/10 ...",
-    "   spaces   around   ",
-)
 
 
 @dataclass(frozen=True)
@@ -136,165 +120,6 @@ def _steps(estimator: Any) -> list[tuple[str, Any]]:
     check_is_fitted(estimator)  # a Pipeline checks its last step
     check_is_fitted(steps[0][1])
     return steps
-
-
-def _tokenizer_definition(loaded: LoadedModel) -> str:
-    """The checkpoint's ``tokenizer.json``, without call-time settings."""
-    import json
-
-    backend = getattr(loaded.tokenizer.backend, "backend_tokenizer", None)
-    if backend is None:
-        raise ValueError(
-            "export_onnx needs a fast tokenizer (one with a tokenizer.json); "
-            f"{type(loaded.tokenizer.backend).__name__} is not one."
-        )
-    definition = json.loads(backend.to_str())
-    definition["truncation"] = None  # the runtime cuts texts itself
-    definition["padding"] = None
-    return json.dumps(definition, ensure_ascii=False)
-
-
-def _manifest(
-    steps: list[tuple[str, Any]],
-    loaded: LoadedModel,
-    spec: EncodingSpec,
-    head: Any,
-    graph: Any,
-    quantize: bool,
-) -> dict[str, Any]:
-    """What the runtime needs and checks (the fingerprints are added when the
-    file is written)."""
-    import dataclasses
-    from importlib.metadata import PackageNotFoundError, version
-
-    from .._core import versions as _versions
-    from .._core.artefact import EXPORT_PACKAGES
-    from .graph import VECTORS
-
-    versions = _versions.installed_versions()
-    for package in EXPORT_PACKAGES:
-        if package in versions:
-            continue
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = None
-    spec_state = dataclasses.asdict(spec)
-    spec_state.update(layers=list(spec.layers), modes=list(spec.modes))
-    return {
-        "kind": head.kind if head else "transformer",
-        "outputs": {
-            **(head.outputs if head else {"transform": VECTORS}),
-            "embed": VECTORS,
-        },
-        "classes": head.classes if head else None,
-        "n_features_out": (head and head.n_features_out) or spec.output_size,
-        "inputs": [item.name for item in graph.graph.input],
-        "tokenizer": {
-            "prefix": list(loaded.tokenizer.prefix),
-            "suffix": list(loaded.tokenizer.suffix),
-            "pad_id": int(loaded.tokenizer.pad_id),
-        },
-        "spec": spec_state,
-        "model": {
-            "name": steps[0][1].model_.source.name,
-            "model_type": loaded.info.model_type,
-            "identity": loaded.identity.digest,
-        },
-        "steps": [f"{name}: {type(step).__name__}" for name, step in steps],
-        "quantized": quantize,
-        "versions": versions,
-    }
-
-
-def _check_texts(texts: Any, spec: EncodingSpec) -> list[str]:
-    """The texts to compare the artefact with Python on."""
-    from .._core.inputs import check_texts
-
-    if texts is not None:
-        texts = check_texts(texts)
-        if not texts:
-            raise ValueError("check_texts must hold at least one text.")
-        return texts
-    sentence = "The story went on and on, and nothing happened at all. "
-    return [*CHECK_TEXTS, sentence * (spec.max_length // 8 + 1)]
-
-
-def _python_outputs(
-    loaded: LoadedModel,
-    spec: EncodingSpec,
-    steps: list[tuple[str, Any]],
-    texts: list[str],
-    methods: list[str],
-) -> dict[str, np.ndarray]:
-    """What the pipeline computes in Python (float32 on the CPU), by method."""
-    from .._encoding.encode import encode
-
-    vectors, _ = encode(texts, [loaded], spec)
-    outputs = {"embed": vectors}
-    if not steps:
-        return {method: vectors for method in methods}
-    X = vectors
-    for _, step in steps[:-1]:
-        X = step.transform(X)
-    final = steps[-1][1]
-    outputs.update(
-        (method, getattr(final, method)(X)) for method in methods if method != "embed"
-    )
-    return outputs
-
-
-@dataclass(frozen=True)
-class _Comparison:
-    agreement: float | None = None
-    max_difference: float | None = None
-    vector_difference: float = 0.0
-
-
-def _compare(
-    path: Path,
-    loaded: LoadedModel,
-    spec: EncodingSpec,
-    steps: list[tuple[str, Any]],
-    texts: list[str],
-) -> _Comparison:
-    """Load ``path`` with the runtime and compare it with Python on ``texts``:
-    the token ids, then every output."""
-    from .._core.plan import prepare
-    from ..runtime import ExportedPipeline
-
-    runtime = ExportedPipeline(path)
-    expected_ids, _ = loaded.tokenizer.encode(
-        prepare(texts, spec),
-        spec.max_length,
-        long_texts=spec.long_texts,
-        head_tokens=spec.head_tokens,
-    )
-    found_ids, _ = runtime._token_ids(texts)
-    for i, (found, expected) in enumerate(zip(found_ids, expected_ids, strict=True)):
-        if found != expected:
-            raise RuntimeError(
-                f"The tokenizer.json of this checkpoint, read by the tokenizers "
-                f"library, tokenizes check text {i} ({texts[i][:40]!r}) as "
-                f"{found[:12]} instead of {expected[:12]}; refusing to export a "
-                "runtime that reads texts differently."
-            )
-    figures: dict[str, Any] = {}
-    methods = list(runtime.manifest["outputs"])
-    for method, expected in _python_outputs(
-        loaded, spec, steps, texts, methods
-    ).items():
-        found, _ = runtime._outputs(texts, runtime._output(method))
-        if method == "predict":
-            same = np.asarray(found).astype(expected.dtype) == expected
-            figures["agreement"] = float(np.mean(same))
-            continue
-        gap = float(np.max(np.abs(found - expected), initial=0.0))
-        if method == "embed":
-            figures["vector_difference"] = gap
-        else:
-            figures["max_difference"] = gap
-    return _Comparison(**figures)
 
 
 def _require_export_extra() -> None:
@@ -395,7 +220,9 @@ def export_onnx(
     """
     from .._core.artefact import write_artefact
     from .._encoding.onnx import TOLERANCE
+    from .check import compare, texts_to_check
     from .graph import vectorizer_recipe
+    from .manifest import manifest, tokenizer_definition
 
     _require_export_extra()
     named = _steps(estimator)
@@ -408,22 +235,22 @@ def export_onnx(
             "graph per input cannot do. Export with long_texts='truncate' or "
             "'head_tail' (set_params(bert__long_texts=...) on a pipeline)."
         )
-    tokenizer = _tokenizer_definition(loaded)
-    texts = _check_texts(check_texts, spec)
+    tokenizer = tokenizer_definition(loaded)
+    texts = texts_to_check(check_texts, spec)
     path = Path(path)
     if not path.parent.is_dir():  # before the export, not after
         raise FileNotFoundError(f"No folder {str(path.parent)!r} to write {path.name}.")
     partial = path.with_name(path.name + ".tmp")
     with tempfile.TemporaryDirectory(prefix="skbert-export-") as tmp:
         graph, head = _graph(loaded, spec, steps, Path(tmp), quantize=quantize)
-        manifest = _manifest(named, loaded, spec, head, graph, quantize)
+        fields = manifest(named, loaded, spec, head, graph, quantize)
         graph.ClearField("metadata_props")
         try:
             written = write_artefact(
-                partial, graph.SerializeToString(), manifest, tokenizer
+                partial, graph.SerializeToString(), fields, tokenizer
             )
             del graph
-            compared = _compare(partial, loaded, spec, steps, texts)
+            compared = compare(partial, loaded, spec, steps, texts)
             if not quantize and (
                 not compared.vector_difference <= TOLERANCE
                 or compared.agreement not in (None, 1.0)
