@@ -15,6 +15,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from .._core.versions import __version__
 from .options import cli_wording, join_negative_values
 
 __all__ = ["main"]
@@ -50,8 +51,6 @@ EXIT_INTERRUPTED = 130
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``skbert`` argument parser with one sub-parser per command."""
-    from .._core.versions import __version__
-
     parser = argparse.ArgumentParser(
         prog="skbert",
         description="BERT sentence vectors as a scikit-learn transformer.",

@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .._encoding.spec import available_poolings, pooler_usable
+from .._model.device import resolve_devices
+from .._model.families import pooler_reason
 from .options import (
     add_batch_size_argument,
     add_device_argument,
@@ -149,8 +152,6 @@ def _device_label(device: str) -> str:
     """The device the demo encodes on, as a person reads it."""
     import torch
 
-    from .._model.device import resolve_devices
-
     chosen = resolve_devices(device)[0]
     if chosen.type == "cpu":
         return f"{torch.get_num_threads()} CPU threads"
@@ -166,8 +167,6 @@ def run(args: argparse.Namespace) -> int:
     from sklearn.pipeline import Pipeline
 
     from .. import BertCLSVectorizer
-    from .._encoding.spec import available_poolings, pooler_usable
-    from .._model.families import pooler_reason
     from ..datasets import load_sentiment_sentences
 
     started = time.perf_counter()

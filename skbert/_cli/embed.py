@@ -20,8 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .._core.inputs import check_texts
 from .._core.options import BACKENDS, CHUNK_COMBINES, DTYPES, LONG_TEXTS
+from .._core.report import warn_about
 from .._estimator.fitted import fitted_encoder
+from .._model.resolve import local_model_folder
+from . import progress
 from .options import (
     POOLINGS,
     add_batch_size_argument,
@@ -31,6 +35,7 @@ from .options import (
     cache_value,
     layers_value,
 )
+from .progress import open_progress, rate
 from .reading import (
     DEFAULT_COLUMN,
     DEFAULT_ENCODING,
@@ -267,11 +272,7 @@ def vectorizer_params(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``skbert embed`` with parsed ``args``; returns the exit code."""
-    from .._core.inputs import check_texts
-    from .._core.report import warn_about
     from .._estimator.vectorizer import BertCLSVectorizer
-    from .._model.resolve import local_model_folder
-    from .progress import LOG_EVERY, open_progress, rate
 
     input_path = Path(args.input).expanduser()
     output = Path(args.output).expanduser()
@@ -300,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     vectorizer = BertCLSVectorizer(**vectorizer_params(args)).fit(["probe"])
     seconds = time.perf_counter() - started
-    if bar_shown or (args.progress is None and seconds >= LOG_EVERY):
+    if bar_shown or (args.progress is None and seconds >= progress.LOG_EVERY):
         print(
             f"skbert embed: model loaded in {seconds:.1f} s; encoding {n_texts} texts",
             file=sys.stderr,

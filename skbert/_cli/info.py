@@ -15,6 +15,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .._encoding.models import running_model
+from .._encoding.spec import auto_fallback, available_poolings, pooler_usable
+from .._model.device import resolve_device, resolve_dtype
+from .._model.families import ONNX_FAMILIES, pooler_reason
 from .options import add_source_arguments
 
 __all__ = ["add_arguments", "describe", "run"]
@@ -72,11 +76,7 @@ def describe(
         JSON-serialisable description; ``info["has_pooler"]`` says whether
         ``pooling="pooler"`` is allowed.
     """
-    from .._encoding.models import running_model
-    from .._encoding.spec import available_poolings, pooler_usable
     from .._estimator.vectorizer import BertCLSVectorizer
-    from .._model.device import resolve_device, resolve_dtype
-    from .._model.families import ONNX_FAMILIES, pooler_reason
 
     vectorizer = BertCLSVectorizer(
         model_name_or_path=model,
@@ -130,8 +130,6 @@ def describe(
 def _recipe(info: Any) -> dict[str, Any]:
     """What ``pooling="auto"`` does, and what a sentence-transformers folder
     declares."""
-    from .._encoding.spec import auto_fallback
-
     recipe = info.sentence
     fallback = auto_fallback(info)
     if recipe is None or fallback is not None:

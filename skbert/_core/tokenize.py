@@ -25,6 +25,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from .long_texts import model_inputs
+
 __all__ = ["TextTokenizer"]
 
 #: A space with a non-space on each side: where a text is cut into pieces.
@@ -180,8 +182,6 @@ class TextTokenizer:
         """One model input of at most ``max_length`` tokens per text, and which
         were cut (``long_texts``: "truncate" or "head_tail", see
         :mod:`skbert._core.long_texts`)."""
-        from .long_texts import model_inputs
-
         if long_texts not in ("truncate", "head_tail"):
             raise ValueError(f"one input per text: long_texts={long_texts!r}")
         inputs = model_inputs(

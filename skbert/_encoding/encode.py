@@ -22,7 +22,9 @@ import numpy as np
 from .._core.options import CACHED_POOLINGS
 from .._core.plan import CHUNK_SIZE, EncodingSpec, RunReport, prepare
 from .._core.report import EncodingReport, TruncationWarning
+from .._storage.cache import entry_prefix, text_key
 from .batching import iter_pooled
+from .finish import dense_layers, finish_numpy
 
 if TYPE_CHECKING:
     from .._storage.cache import DiskStore, LayeredStore, MemoryStore
@@ -52,8 +54,6 @@ def _finisher(
     """What turns pooled vectors ``(n, len(poolings), hidden)`` into output
     rows: the chosen poolings concatenated, the folder's Dense layers, then
     unit length if asked."""
-    from .finish import dense_layers, finish_numpy
-
     index = [poolings.index(mode) for mode in spec.modes]
     layers = dense_layers(loaded, spec)
 
@@ -154,8 +154,6 @@ def _encode_cached(
     **options: Any,
 ) -> None:
     """Fill ``out`` from the cache, encoding (and storing) only the misses."""
-    from .._storage.cache import entry_prefix, text_key
-
     loaded = models[0]
     poolings = tuple(
         p for p in CACHED_POOLINGS if p != "pooler" or loaded.info.has_pooler

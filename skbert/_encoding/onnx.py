@@ -26,10 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._core import versions as _versions
 from .._core.filelock import file_lock
 from .._core.options import runner
+from .._model.families import ONNX_FAMILIES
+from .._model.identity import canonical_digest
 from .._model.quiet import quiet, quiet_warnings
 from ..runtime._ort import SLOW_FUSIONS, open_session
+from .batching import collate
 
 if TYPE_CHECKING:
     from .._model.checkpoint import LoadedModel
@@ -178,8 +182,6 @@ def _fusable_layer(config: Any) -> Callable[[Any, Any, Any], Any]:
 
 
 def _check_architecture(model: Any) -> None:
-    from .._model.families import ONNX_FAMILIES
-
     layers = getattr(getattr(model, "encoder", None), "layer", None)
     if model.config.model_type not in ONNX_FAMILIES or layers is None:
         raise ValueError(
@@ -317,8 +319,6 @@ def _probe_batch(loaded: LoadedModel, texts: list[str]) -> dict[str, Any]:
     """``texts`` as one padded CPU batch, tokenized the way ``transform`` does."""
     import torch
 
-    from .batching import collate
-
     ids, _ = loaded.tokenizer.encode(texts, loaded.info.model_max_length)
     return collate(ids, loaded.tokenizer.pad_id, True, torch.device("cpu"))
 
@@ -360,9 +360,6 @@ def _verify(onnx_model: OnnxModel, loaded: LoadedModel, path: Path) -> None:
 def export_folder(loaded: LoadedModel) -> Path:
     """Where the graphs of ``loaded`` are cached: one folder per model identity
     and per version of the export recipe and of the libraries it runs on."""
-    from .._core import versions as _versions
-    from .._model.identity import canonical_digest
-
     versions = _versions.installed_versions()
     key = {
         "identity": loaded.identity.digest,

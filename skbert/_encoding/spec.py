@@ -13,7 +13,7 @@ from __future__ import annotations
 from numbers import Integral
 from typing import Any
 
-from .._core.options import batch_size_for
+from .._core.options import POOLINGS, batch_size_for
 from .._core.plan import EncodingSpec
 from .._model.families import ONNX_FAMILIES, pooler_reason
 from .._model.identity import ModelInfo
@@ -38,7 +38,6 @@ def pooler_usable(info: ModelInfo, *, trust_pooler: bool = False) -> bool:
 def available_poolings(info: ModelInfo) -> tuple[str, ...]:
     """The poolings that work on this model with the other parameters' defaults
     (what ``skbert info`` lists and ``skbert demo`` searches over)."""
-    from .._core.options import POOLINGS
 
     def available(pooling: str) -> bool:
         if pooling == "pooler":

@@ -19,6 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._core.report import EncodingReport
+from .._encoding.models import running_model
+from .._encoding.spec import encoding_spec
+from .._model.device import resolve_devices, resolve_dtype
+from .._storage.cache import get_store
 from .parameters import MODEL_PARAMETERS, TUNING_PARAMETERS
 
 if TYPE_CHECKING:
@@ -47,8 +52,6 @@ def devices(params: dict[str, Any]) -> list[torch.device]:
     """The torch devices the parameters run on: the CPU for ONNX Runtime."""
     import torch
 
-    from .._model.device import resolve_devices
-
     if params["backend"] == "onnx":  # device options are checked with the spec
         return [torch.device("cpu")]
     return resolve_devices(params["device"])
@@ -56,8 +59,6 @@ def devices(params: dict[str, Any]) -> list[torch.device]:
 
 def spec_for(params: dict[str, Any], handle: ModelHandle) -> EncodingSpec:
     """Check the parameters against the model; the spec the encoder runs."""
-    from .._encoding.spec import encoding_spec
-
     return encoding_spec(
         params,
         handle.info,
@@ -158,9 +159,6 @@ class FittedEncoder:
     @functools.cached_property
     def models(self) -> list[LoadedModel]:
         """The checkpoint loaded on every device to run on."""
-        from .._encoding.models import running_model
-        from .._model.device import resolve_dtype
-
         params = self.params
         return [
             running_model(
@@ -184,9 +182,7 @@ class FittedEncoder:
         """The vectors of ``texts`` (validated) and the call's
         :class:`~skbert._core.report.EncodingReport`, nothing warned; ``progress``,
         a caller's open progress bar, is advanced per batch."""
-        from .._core.report import EncodingReport
         from .._encoding.encode import encode
-        from .._storage.cache import get_store
 
         if not texts:
             empty = np.empty((0, self.output_size), dtype=np.float32)

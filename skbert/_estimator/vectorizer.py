@@ -31,10 +31,18 @@ from .._core.options import (
     TUNING_DEFAULTS,
 )
 from .._core.public import public
+from .._core.report import user_stacklevel, warn_about
+from .._encoding.models import fit_handle
+from .._model.device import resolve_dtype
+from .._model.resolve import local_folder
+from .._model.source import ModelSource
 from .._storage.cache import check_cache
+from .._tuning.loop import TuningPlan
+from .._tuning.tuned import tuned_handle
 from .parameters import PARAMETER_CONSTRAINTS
 from .sklearn_compat import fit_context, validate_params
 from .state import loaded_state, pickled_state, warn_about_versions
+from .unused import unused_option_warnings
 
 __all__ = ["BertCLSVectorizer"]
 
@@ -374,13 +382,7 @@ class BertCLSVectorizer(
             or ``layers``/``max_length`` do not fit the model; with
             ``fine_tune``, if ``y`` is missing or not one class label per text.
         """
-        from .._core.report import user_stacklevel
-        from .._encoding.models import fit_handle
-        from .._model.device import resolve_dtype
-        from .._model.resolve import local_folder
-        from .._model.source import ModelSource
         from .fitted import FittedEncoder
-        from .unused import unused_option_warnings
 
         texts = check_texts(X)
         if not texts:  # as scikit-learn's estimators refuse zero samples
@@ -449,8 +451,6 @@ class BertCLSVectorizer(
         """``handle``'s encoder tuned on the texts and labels (see ``fine_tune``)."""
         from sklearn.utils import check_random_state
 
-        from .._tuning.loop import TuningPlan
-        from .._tuning.tuned import tuned_handle
         from .fitted import with_prompt_skip
 
         if isinstance(self.random_state, Integral):
@@ -526,8 +526,6 @@ class BertCLSVectorizer(
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         """``transform`` after validation (not wrapped by ``set_output``)."""
-        from .._core.report import warn_about
-
         vectors, report = self._encode_and_report(texts)
         warn_about(report)
         return vectors

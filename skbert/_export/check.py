@@ -10,6 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._core.inputs import check_texts
+from .._core.plan import prepare
+from ..runtime import ExportedPipeline
+
 if TYPE_CHECKING:
     from .._core.plan import EncodingSpec
     from .._model.checkpoint import LoadedModel
@@ -33,8 +37,6 @@ CHECK_TEXTS = (
 
 def texts_to_check(texts: Any, spec: EncodingSpec) -> list[str]:
     """The texts to compare the artefact with Python on."""
-    from .._core.inputs import check_texts
-
     if texts is not None:
         texts = check_texts(texts)
         if not texts:
@@ -84,9 +86,6 @@ def compare(
 ) -> Comparison:
     """Load ``path`` with the runtime and compare it with Python on ``texts``:
     the token ids, then every output."""
-    from .._core.plan import prepare
-    from ..runtime import ExportedPipeline
-
     runtime = ExportedPipeline(path)
     expected_ids, _ = loaded.tokenizer.encode(
         prepare(texts, spec),

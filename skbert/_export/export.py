@@ -18,6 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._core.artefact import write_artefact
+from .._encoding.onnx import OPSET, TOLERANCE
+from .check import compare, texts_to_check
+from .graph import export_vectors_graph, vectorizer_recipe
+from .head import append_head, convert_steps
+from .manifest import manifest, tokenizer_definition
+
 if TYPE_CHECKING:
     from .._core.plan import EncodingSpec
     from .._model.checkpoint import LoadedModel
@@ -218,12 +225,6 @@ def export_onnx(
     array([1, 0])
     >>> folder.cleanup()
     """
-    from .._core.artefact import write_artefact
-    from .._encoding.onnx import TOLERANCE
-    from .check import compare, texts_to_check
-    from .graph import vectorizer_recipe
-    from .manifest import manifest, tokenizer_definition
-
     _require_export_extra()
     named = _steps(estimator)
     steps = named[1:]  # the scikit-learn steps after the vectorizer
@@ -290,10 +291,6 @@ def _graph(
 ) -> tuple[Any, Any]:
     """The whole graph (an ``onnx.ModelProto``) and the converted steps."""
     import onnx
-
-    from .._encoding.onnx import OPSET
-    from .graph import export_vectors_graph
-    from .head import append_head, convert_steps
 
     head = None
     if steps:  # refuse an unconvertible step before the long encoder export

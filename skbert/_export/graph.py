@@ -18,6 +18,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from .._encoding.finish import dense_layers, finish
+from .._encoding.onnx import _quantize, export_graph
+
 if TYPE_CHECKING:
     from .._core.plan import EncodingSpec
     from .._model.checkpoint import LoadedModel
@@ -64,7 +67,6 @@ def _vectors_module(model: Any, loaded: LoadedModel, spec: EncodingSpec) -> Any:
     import torch
 
     from .._encoding.batching import pool_batch
-    from .._encoding.finish import dense_layers, finish
     from .._encoding.onnx import _export_module
 
     dense = dense_layers(loaded, spec)
@@ -98,8 +100,6 @@ def export_vectors_graph(
 ) -> None:
     """Write the fused float32 (or int8) graph of ``spec`` on ``loaded`` to
     ``target``."""
-    from .._encoding.onnx import _quantize, export_graph
-
     float32 = target.with_name(target.name + ".float32")
     try:
         export_graph(

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._core import versions as _versions
+from .._core.artefact import EXPORT_PACKAGES
+from .graph import VECTORS
+
 if TYPE_CHECKING:
     from .._core.plan import EncodingSpec
     from .._model.checkpoint import LoadedModel
@@ -40,10 +44,6 @@ def manifest(
     file is written)."""
     import dataclasses
     from importlib.metadata import PackageNotFoundError, version
-
-    from .._core import versions as _versions
-    from .._core.artefact import EXPORT_PACKAGES
-    from .graph import VECTORS
 
     versions = _versions.installed_versions()
     for package in EXPORT_PACKAGES:

@@ -7,6 +7,8 @@ import hashlib
 import re
 from typing import TYPE_CHECKING
 
+from .checkpoint import weights_fingerprint
+
 if TYPE_CHECKING:
     from .checkpoint import LoadedModel
 
@@ -43,8 +45,6 @@ def check_bundle(bundle: object) -> None:
 def bundle_from(loaded: LoadedModel) -> dict[str, bytes]:
     """The checkpoint as the files of a Hugging Face folder, in memory."""
     from safetensors.torch import save
-
-    from .checkpoint import weights_fingerprint
 
     state = loaded.float32_state
     if state is None:

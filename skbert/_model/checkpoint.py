@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._core import versions as _versions
 from .._core.tokenize import TextTokenizer
+from .families import encoder_class_name, model_kind, pooler_status, position_offset
 from .identity import (
     ModelIdentity,
     ModelInfo,
@@ -26,6 +28,7 @@ from .identity import (
     fingerprint_tokenizer,
 )
 from .quiet import quiet
+from .recipe import load_dense, read_recipe, recipe_files, transformer_folder
 
 if TYPE_CHECKING:
     import torch
@@ -82,8 +85,6 @@ class LoadedModel:
     def compute(self) -> str:
         """How vectors are computed (part of every embedding-cache key): the
         backend, the precision and the versions of the libraries involved."""
-        from .._core import versions as _versions
-
         return _versions.compute_stamp(self.backend, str(self.dtype))
 
 
@@ -229,8 +230,6 @@ def _remote_code_message(folder: Path, description: str) -> str:
 def _model_max_length(tokenizer: Any, model: Any) -> int:
     """The longest input the model takes: the tokenizer's declared limit and
     the position table (less a RoBERTa-style offset), whichever is smaller."""
-    from .families import position_offset
-
     positions = getattr(model.config, "max_position_embeddings", None)
     if isinstance(positions, int) and positions > 0:
         positions -= position_offset(model)
@@ -251,8 +250,6 @@ def _model_class(config: Any, description: str) -> Any:
     encoder itself, or the encoder of an encoder-decoder (T5 -> T5EncoderModel);
     a decoder-only model is refused."""
     import transformers
-
-    from .families import encoder_class_name, model_kind
 
     kind = model_kind(config)
     if kind == "encoder":
@@ -295,8 +292,6 @@ def load_folder(
     """
     import torch
     from transformers import AutoConfig, AutoTokenizer
-
-    from .recipe import load_dense, read_recipe, recipe_files, transformer_folder
 
     folder = Path(folder)
     description = description or str(folder)
@@ -434,8 +429,6 @@ def describe_model(
     description: str,
 ) -> ModelInfo:
     """What skbert needs to know about a loaded model, derived from it."""
-    from .families import pooler_status
-
     config = model.config
     hidden_size = int(config.hidden_size)
     if (

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .checkpoint import pickle_weights_allowed
+
 __all__ = ["local_folder", "local_model_folder", "resolve_model_folder"]
 
 #: Files fetched for a hub model: config, tokenizer and safetensors weights
@@ -157,6 +159,4 @@ def _download(repo_id: str, *, revision: str | None, local_files_only: bool) -> 
 
 
 def _pickle_weights_allowed() -> bool:
-    from .checkpoint import pickle_weights_allowed
-
     return pickle_weights_allowed()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .._core.public import public
+from .resolve import resolve_model_folder
 
 __all__ = ["ModelSource", "source_state"]
 
@@ -47,8 +48,6 @@ class ModelSource:
 
     def folder(self) -> Path:
         """The local folder holding the checkpoint (downloaded if a hub id)."""
-        from .resolve import resolve_model_folder
-
         if self.tuning is not None:
             raise FileNotFoundError(
                 f"The encoder was fine-tuned from {self.name!r} when the estimator "

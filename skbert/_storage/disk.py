@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .._core.filelock import file_lock, open_for_locking
+from .._core.report import user_stacklevel
 
 _T = TypeVar("_T")
 
@@ -281,7 +282,6 @@ class DiskStore:
         if kind in self._warned:
             return
         self._warned.add(kind)
-        from .._core.report import user_stacklevel
 
         warnings.warn(message, RuntimeWarning, stacklevel=user_stacklevel())
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from .._core.plan import EncodingSpec, prepare
 from .._encoding.batching import collate, pool_batch, spec_inputs
-from .._encoding.finish import finish
+from .._encoding.finish import dense_layers, finish
 from .pairs import contrastive_pairs, epoch_batches
 
 if TYPE_CHECKING:
@@ -135,8 +135,6 @@ class TextVectors:
     def __init__(
         self, loaded: LoadedModel, spec: EncodingSpec, windows: list[list[list[int]]]
     ) -> None:
-        from .._encoding.finish import dense_layers
-
         self.loaded = loaded
         self.spec = spec
         self.windows = windows

@@ -35,7 +35,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._core.filelock import file_lock
+from .._core.report import user_stacklevel
 from .._model.identity import canonical_digest
+from .._storage import session as _session
 
 if TYPE_CHECKING:
     import torch
@@ -73,8 +75,6 @@ def tuning_key(
 
 
 def _root() -> Path:
-    from .._storage import session as _session
-
     return Path(_session.share()) / _FOLDER
 
 
@@ -168,8 +168,6 @@ def _evict(root: Path) -> None:
 
 
 def _warn(exc: OSError) -> None:
-    from .._core.report import user_stacklevel
-
     warnings.warn(
         "skbert could not keep the fine-tuned encoder for the rest of this session "
         f"({type(exc).__name__}: {exc}); the fit goes on, but another fit on the "

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._encoding.models import running_model
 from .._model import registry as _registry
+from .._model.checkpoint import weights_fingerprint
 from .._model.handle import ModelHandle
 from . import memo as _tune_memo
 
@@ -39,8 +41,6 @@ _TUNED_SIZE = 64
 def _as_loaded(base: LoadedModel, model: Any) -> LoadedModel:
     """The trained ``model`` as a model of its own (new weights fingerprint)."""
     import torch
-
-    from .._model.checkpoint import weights_fingerprint
 
     fingerprint = weights_fingerprint(model.state_dict(), base.dense)
     return dataclasses.replace(
@@ -68,7 +68,6 @@ def tuned_handle(
     read back from this session); the tuned handle and the run's report."""
     import torch
 
-    from .._encoding.models import running_model
     from .loop import tune
 
     # every field of the spec but the inference-only batch size: a field added
