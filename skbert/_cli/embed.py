@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from .._core.inputs import check_texts
-from .._core.options import BACKENDS, CHUNK_COMBINES, DTYPES, LONG_TEXTS
+from .._core.options import (
+    BACKENDS,
+    CHUNK_COMBINES,
+    DEFAULT_MAX_BATCH_TOKENS,
+    DTYPES,
+    LONG_TEXTS,
+)
 from .._core.report import warn_about
 from .._estimator.fitted import fitted_encoder
 from .._model.resolve import local_model_folder
@@ -189,7 +195,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     vectorizer.add_argument(
         "--max-batch-tokens",
         type=at_least(1),
-        default=16384,
+        default=DEFAULT_MAX_BATCH_TOKENS,
         metavar="TOKENS",
         help="at most this many padded tokens per forward pass, a memory guard for "
         "long texts (default: %(default)s)",
