@@ -433,10 +433,47 @@ def test_what_is_not_an_exportable_estimator_is_refused(
         skbert.export_onnx(fitted_vectors, tmp_path / "x.onnx", check_texts=[])
     with pytest.raises(FileNotFoundError, match="No folder"):
         skbert.export_onnx(fitted_vectors, tmp_path / "missing" / "x.onnx")
-    distilbert = build_family("distilbert", tmp_path / "distilbert")
-    with pytest.raises(ValueError, match="BERT-layout encoders"):
-        skbert.export_onnx(vectorizer(distilbert).fit(["a"]), tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_a_family_that_is_not_exported_is_refused_before_any_work(
+    tmp_path, monkeypatch
+):
+    """Every family skbert runs is exported now (issue 24); a model type
+    outside the list is refused, naming the list, before anything is written."""
+    import skbert._encoding.spec
+
+    distilbert = build_family("distilbert", tmp_path / "distilbert")
+    fitted_vectors = vectorizer(distilbert).fit(["a"])
+    import skbert._encoding.onnx
+
+    for module in (skbert._encoding.spec, skbert._encoding.onnx):
+        monkeypatch.setattr(module, "ONNX_FAMILIES", ("bert",))
+    with pytest.raises(ValueError, match="exports the encoders of bert; Distil"):
+        skbert.export_onnx(fitted_vectors, tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    "family", ["distilbert", "albert", "mpnet", "deberta-v2", "modernbert", "t5"]
+)
+def test_every_family_exports_and_the_runtime_predicts_as_the_pipeline(
+    family, sentences, tmp_path
+):
+    """Families exported through their own forward (issue 24): the artefact
+    gives the pipeline's vectors and predictions, long texts included."""
+    texts, labels = sentences
+    texts = [*texts[:80], " ".join(["film"] * 200)]
+    labels = [*labels[:80], 1]
+    folder = build_family(family, tmp_path / family)
+    pipe = fitted(folder, {"pooling": "mean"}, [LogisticRegression()], texts, labels)
+
+    model = export(pipe, tmp_path / "model.onnx")
+
+    np.testing.assert_allclose(
+        model.embed(texts), pipe[0].transform(texts), atol=1e-4, rtol=0
+    )
+    np.testing.assert_array_equal(model.predict(texts), pipe.predict(texts))
 
 
 def test_an_int8_export_is_smaller_close_and_reports_its_cost(

@@ -34,7 +34,12 @@ TEXTS = [
 TRAINED_POOLER = {"bert", "albert"}
 UNTRAINED_POOLER = {"roberta", "xlm-roberta", "camembert", "mpnet"}
 NO_POOLER = set(ENCODERS) - TRAINED_POOLER - UNTRAINED_POOLER
-ONNX = {"bert", "roberta", "xlm-roberta", "camembert", "electra"}
+#: Written layer by layer in the pattern ONNX Runtime fuses.
+BERT_LAYOUT = {"bert", "roberta", "xlm-roberta", "camembert", "electra"}
+#: Exported through their own forward (issue 24: MPNet, DistilBERT,
+#: DeBERTa-v2/v3, ALBERT, and the others, on the fast backends).
+OWN_FORWARD = {"distilbert", "albert", "mpnet", "deberta-v2", "modernbert"}
+ONNX = BERT_LAYOUT | OWN_FORWARD
 
 
 @pytest.fixture(scope="session")
@@ -170,13 +175,32 @@ def test_onnx_equals_torch_or_is_refused_clearly(
         with pytest.raises(ValueError, match="backend='torch'"):
             vectorizer(folder, backend="onnx").fit(TEXTS)
         return
-    for pooling in ("cls", "mean"):
+    for pooling in ("cls", "mean", "max"):
         np.testing.assert_allclose(
             encode(folder, pooling=pooling, backend="onnx"),
             encode(folder, pooling=pooling),
             atol=1e-4,
             rtol=0,
         )
+    # every length up to the limit, in one call (batches of mixed lengths): a
+    # graph traced at one length must not have kept it
+    lengths = [" ".join(["film"] * n) for n in (1, 3, 7, 9, 17, 33, 61, 70)]
+    np.testing.assert_allclose(
+        vectorizer(folder, pooling="mean", backend="onnx", batch_size=3)
+        .fit(TEXTS)
+        .transform(lengths),
+        vectorizer(folder, pooling="mean").fit(TEXTS).transform(lengths),
+        atol=1e-4,
+        rtol=0,
+    )
+    torch_mean = encode(folder, pooling="mean")
+    int8 = encode(folder, pooling="mean", backend="onnx", quantize=True)
+    cosine = np.sum(int8 * torch_mean, 1) / (
+        np.linalg.norm(int8, axis=1) * np.linalg.norm(torch_mean, axis=1)
+    )
+    assert cosine.min() >= 0.9, cosine  # the bound an int8 graph is made under
+    if name in OWN_FORWARD:
+        return
     # written in the pattern ONNX Runtime fuses: one Attention node per layer
     # (transformers' own forward defeats the fusion: none; the fused graph
     # takes 9% less CPU time at 256 tokens)
@@ -207,6 +231,30 @@ def test_a_roberta_tokenizer_without_a_limit_truncates_long_texts(tmp_path):
 def test_a_decoder_only_model_is_refused(family_dirs):
     with pytest.raises(ValueError, match="decoder-only"):
         vectorizer(family_dirs["gpt2", False], pooling="mean").fit(TEXTS)
+
+
+def test_an_encoder_decoder_runs_its_encoder_on_onnx_runtime(
+    family_dirs, tmp_path, monkeypatch
+):
+    """T5's encoder, exported through its own forward: float32 equals torch,
+    int8 points the same way."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("SKBERT_HOME", str(tmp_path))
+    folder = family_dirs["t5", False]
+    texts = [*TEXTS, " ".join(["film"] * 70)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", skbert.TruncationWarning)
+        torch_mean = vectorizer(folder, pooling="mean").fit(TEXTS).transform(texts)
+        on_onnx = vectorizer(folder, pooling="mean", backend="onnx", batch_size=2)
+        np.testing.assert_allclose(
+            on_onnx.fit(TEXTS).transform(texts), torch_mean, atol=1e-4, rtol=0
+        )
+        int8 = vectorizer(folder, pooling="mean", backend="onnx", quantize=True)
+        int8 = int8.fit(TEXTS).transform(texts)
+    cosine = np.sum(int8 * torch_mean, 1) / (
+        np.linalg.norm(int8, axis=1) * np.linalg.norm(torch_mean, axis=1)
+    )
+    assert cosine.min() >= 0.9, cosine
 
 
 def test_an_encoder_decoder_uses_its_encoder_with_mean_pooling(family_dirs):

@@ -1,8 +1,9 @@
 """ONNX Runtime backend: export once per model identity, fuse, quantize.
 
-The checkpoint as loaded (float32, CPU) is exported to ONNX with a wrapper
-that computes BERT's additive attention mask itself (so that the graph has no
-shape constants and ONNX Runtime recognises the attention pattern), fused with
+The checkpoint as loaded (float32, CPU) is exported to ONNX: a BERT-layout
+encoder with a wrapper that computes the additive attention mask itself (so
+that the graph has no shape constants and ONNX Runtime recognises the
+attention pattern), another family through its own forward; then fused with
 ``onnxruntime.transformers.optimizer`` (EmbedLayerNormalization, Attention,
 SkipLayerNormalization, BiasGelu) and, with ``quantize=True``, quantized to int8
 weights per output channel. The files are cached on disk under
@@ -29,7 +30,7 @@ import numpy as np
 from .._core import versions as _versions
 from .._core.filelock import file_lock
 from .._core.options import runner
-from .._model.families import ONNX_FAMILIES
+from .._model.families import BERT_LAYOUT_FAMILIES, ONNX_FAMILIES
 from .._model.identity import canonical_digest
 from .._model.quiet import quiet, quiet_warnings
 from ..runtime._ort import SLOW_FUSIONS, open_session
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 __all__ = ["load_onnx", "onnx_home"]
 
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+#: Families normalized by RMS norm (no mean subtracted).
+_RMS_NORM_FAMILIES = ("t5",)
 #: The ONNX opset of every exported graph.
 OPSET = 17
 #: Largest difference to torch accepted for the float32 graph.
@@ -72,14 +75,58 @@ def _import_onnxruntime() -> Any:
     return onnxruntime
 
 
-def _export_module(bert: Any, layers: tuple[int, ...] | None = None) -> Any:
-    """The forward of a BERT-layout encoder (BERT, the RoBERTa lineage,
-    ELECTRA) written for export: explicit additive mask, plain layers.
+def _export_module(model: Any, layers: tuple[int, ...] | None = None) -> Any:
+    """The encoder's forward written for export, taking ``input_ids``,
+    ``attention_mask`` and ``token_type_ids``.
 
     It returns the last hidden state, then the pooler output if the model
     has a pooler; with ``layers`` (indices into the hidden states, 0 = the
-    embeddings), the states of those layers instead of the last one.
+    embeddings), the states of those layers instead of the last one. A
+    BERT-layout encoder is written layer by layer in the pattern ONNX
+    Runtime fuses; another family runs its own forward.
     """
+    if model.config.model_type in BERT_LAYOUT_FAMILIES:
+        return _bert_layout_module(model, layers)
+    return _own_forward_module(model, layers)
+
+
+def _own_forward_module(model: Any, layers: tuple[int, ...] | None) -> Any:
+    """The model's own forward (eager attention), with the outputs of
+    :func:`_export_module`. Token types are passed only to a model that takes
+    them."""
+    import inspect
+
+    import torch
+
+    takes_types = "token_type_ids" in inspect.signature(model.forward).parameters
+
+    class ExportedEncoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            extra = {"token_type_ids": token_type_ids} if takes_types else {}
+            out = model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                output_hidden_states=layers is not None,
+                return_dict=True,
+                **extra,
+            )
+            if layers is None:
+                chosen = (out.last_hidden_state,)
+            else:
+                chosen = tuple(out.hidden_states[i] for i in layers)
+            pooler = getattr(out, "pooler_output", None)
+            return chosen if pooler is None else (*chosen, pooler)
+
+    return ExportedEncoder()
+
+
+def _bert_layout_module(bert: Any, layers: tuple[int, ...] | None) -> Any:
+    """The forward of a BERT-layout encoder (BERT, the RoBERTa lineage,
+    ELECTRA): explicit additive mask, plain layers."""
     import torch
 
     project = getattr(bert, "embeddings_project", None)  # ELECTRA
@@ -182,11 +229,10 @@ def _fusable_layer(config: Any) -> Callable[[Any, Any, Any], Any]:
 
 
 def _check_architecture(model: Any) -> None:
-    layers = getattr(getattr(model, "encoder", None), "layer", None)
-    if model.config.model_type not in ONNX_FAMILIES or layers is None:
+    if model.config.model_type not in ONNX_FAMILIES:
         raise ValueError(
-            f"backend='onnx' exports BERT-layout encoders ({', '.join(ONNX_FAMILIES)})"
-            f"; {type(model).__name__} is not one. Use backend='torch'."
+            f"backend='onnx' exports the encoders of {', '.join(ONNX_FAMILIES)}; "
+            f"{type(model).__name__} is not one. Use backend='torch'."
         )
 
 
@@ -242,6 +288,10 @@ def export_graph(
         fusions = FusionOptions("bert")
         for name in SLOW_FUSIONS:
             setattr(fusions, name, False)
+        if config.model_type in _RMS_NORM_FAMILIES:
+            # fused, an RMS norm is SimplifiedLayerNormalization, an operator of
+            # ONNX Runtime's that the ONNX checker (and skl2onnx) refuse
+            fusions.enable_layer_norm = False
         optimized = optimize_model(
             str(raw),
             model_type="bert",

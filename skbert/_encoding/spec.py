@@ -123,11 +123,10 @@ def _check_backend(
         return
     if info.model_type not in ONNX_FAMILIES:
         raise ValueError(
-            "backend='onnx' exports BERT-layout encoders "
-            f"({', '.join(ONNX_FAMILIES)}); {info.model_type} ({info.model_class}) "
-            "is not one: its attention "
-            "(relative positions, rotary embeddings or shared layers) has no export "
-            "checked against torch yet. Use backend='torch'."
+            "backend='onnx' exports the encoders of "
+            f"{', '.join(ONNX_FAMILIES)}; {info.model_type} ({info.model_class}) "
+            "is not one: no export of it has been checked against torch. Use "
+            "backend='torch'."
         )
     if layers != (info.n_hidden_states - 1,):
         raise ValueError(

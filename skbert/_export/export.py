@@ -166,8 +166,9 @@ def export_onnx(
     refused.
 
     Needs ``pip install "skbert[export]"`` (onnx, onnxruntime, skl2onnx).
-    Exports the BERT-layout families of ``backend="onnx"`` (BERT, RoBERTa,
-    XLM-RoBERTa, CamemBERT, ELECTRA); others are refused.
+    Exports the families of ``backend="onnx"`` (BERT, RoBERTa, XLM-RoBERTa,
+    CamemBERT, ELECTRA, DistilBERT, ALBERT, MPNet, DeBERTa-v2/v3, ModernBERT
+    and the encoder of T5); others are refused.
 
     Parameters
     ----------

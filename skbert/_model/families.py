@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "BERT_LAYOUT_FAMILIES",
     "ONNX_FAMILIES",
     "encoder_class_name",
     "model_kind",
@@ -26,9 +27,22 @@ __all__ = [
     "position_offset",
 ]
 
-#: Families whose encoders ``backend="onnx"`` exports: the BERT layout
-#: (embeddings, a stack of ``encoder.layer``, an optional pooler).
-ONNX_FAMILIES = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
+#: Families whose encoders are exported in the BERT layout (embeddings, a
+#: stack of ``encoder.layer``, an optional pooler), written layer by layer in
+#: the pattern ONNX Runtime fuses into one ``Attention`` node per layer.
+BERT_LAYOUT_FAMILIES = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
+#: Families whose encoders ``backend="onnx"`` and ``export_onnx`` export: the
+#: BERT layout, and those exported through their own forward (each graph is
+#: checked against torch before it is used).
+ONNX_FAMILIES = (
+    *BERT_LAYOUT_FAMILIES,
+    "distilbert",
+    "albert",
+    "mpnet",
+    "deberta-v2",
+    "modernbert",
+    "t5",
+)
 #: Families whose pre-training trains the pooler, and the objective that does.
 POOLER_OBJECTIVES = {
     "bert": "next-sentence prediction",
