@@ -47,6 +47,67 @@ def test_onnx_int8_is_close_but_not_equal(tiny_model_dir, texts, onnx_home):
     assert not np.allclose(found, expected, atol=1e-4)  # it really is int8
 
 
+def with_outlier_features(folder):
+    """The checkpoint at ``folder`` with two feed-forward channels per layer
+    that are 10,000 times larger than the others (and read back 10,000 times
+    smaller), and the others read 100 times stronger: outlier features, as
+    MPNet has, that per-tensor int8 cannot carry into the down-projection."""
+    from helpers import save_checkpoint
+    from transformers import BertModel, BertTokenizerFast
+
+    model = BertModel.from_pretrained(folder)
+    tokenizer = BertTokenizerFast.from_pretrained(folder)
+    with torch.no_grad():
+        for layer in model.encoder.layer:
+            layer.intermediate.dense.bias[:2] = 1e4
+            layer.output.dense.weight[:, :2] /= 1e4
+            layer.output.dense.weight[:, 2:] *= 100
+    save_checkpoint(model, tokenizer, folder)
+    return folder
+
+
+def test_int8_keeps_in_float32_the_products_it_cannot_carry(
+    make_tiny_bert, texts, onnx_home
+):
+    """Quantizing every product fails the int8 check for such a model (on main
+    it was refused); the feed-forward down-projections stay float32, the rest
+    is int8, and the vectors point the way torch's do."""
+    onnx = pytest.importorskip("onnx")
+    folder = with_outlier_features(make_tiny_bert("outliers"))
+    expected = vectorizer(folder, pooling="mean").fit_transform(texts)
+    found = vectorizer(folder, pooling="mean", backend="onnx", quantize=True)
+    found = found.fit_transform(texts)
+
+    assert cosine(found, expected).min() > 0.95
+    (path,) = onnx_home.rglob("model-int8.onnx")
+    graph = onnx.load(str(path)).graph
+    shapes = {tensor.name: tuple(tensor.dims) for tensor in graph.initializer}
+    kept = [
+        shapes[node.input[1]]
+        for node in graph.node
+        if node.op_type == "MatMul" and node.input[1] in shapes
+    ]
+    assert len(kept) == 2 and all(rows > columns for rows, columns in kept)
+    assert any(node.op_type == "MatMulInteger" for node in graph.node)
+
+
+def test_int8_that_no_plan_makes_close_is_refused(
+    tiny_model_dir, texts, onnx_home, monkeypatch
+):
+    verify = skbert._encoding.onnx._verify
+
+    def int8_never_close(model, loaded, path):
+        if path.name.endswith("int8.onnx"):
+            raise RuntimeError("The ONNX export differs from the torch model (0.5)")
+        verify(model, loaded, path)
+
+    monkeypatch.setattr(skbert._encoding.onnx, "_verify", int8_never_close)
+    estimator = vectorizer(tiny_model_dir, backend="onnx", quantize=True)
+    with pytest.raises(RuntimeError, match="differs from the torch model"):
+        estimator.fit(texts)
+    assert not list(onnx_home.rglob("*int8*"))
+
+
 def test_onnx_export_is_cached_by_fingerprint(
     tiny_model_dir, make_tiny_bert, texts, onnx_home, monkeypatch
 ):

@@ -29,7 +29,7 @@ __version__ = "0.2.0"
 #: Bumped when the recipe that exports a checkpoint to ONNX for
 #: ``backend="onnx"`` changes (older exports and their cached vectors are then
 #: ignored).
-ONNX_EXPORT_VERSION = "4"
+ONNX_EXPORT_VERSION = "5"
 
 #: The packages whose versions are recorded (``None`` when not installed).
 PACKAGES = ("skbert", "torch", "transformers", "tokenizers", "onnxruntime")
