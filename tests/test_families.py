@@ -185,14 +185,12 @@ def test_onnx_equals_torch_or_is_refused_clearly(
     # every length up to the limit, in one call (batches of mixed lengths): a
     # graph traced at one length must not have kept it
     lengths = [" ".join(["film"] * n) for n in (1, 3, 7, 9, 17, 33, 61, 70)]
-    np.testing.assert_allclose(
-        vectorizer(folder, pooling="mean", backend="onnx", batch_size=3)
-        .fit(TEXTS)
-        .transform(lengths),
-        vectorizer(folder, pooling="mean").fit(TEXTS).transform(lengths),
-        atol=1e-4,
-        rtol=0,
-    )
+    with pytest.warns(skbert.TruncationWarning):  # the last is cut, on both
+        on_onnx = vectorizer(folder, pooling="mean", backend="onnx", batch_size=3)
+        on_onnx = on_onnx.fit(TEXTS).transform(lengths)
+    with pytest.warns(skbert.TruncationWarning):
+        on_torch = vectorizer(folder, pooling="mean").fit(TEXTS).transform(lengths)
+    np.testing.assert_allclose(on_onnx, on_torch, atol=1e-4, rtol=0)
     torch_mean = encode(folder, pooling="mean")
     int8 = encode(folder, pooling="mean", backend="onnx", quantize=True)
     cosine = np.sum(int8 * torch_mean, 1) / (
