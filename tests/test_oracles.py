@@ -116,7 +116,12 @@ def test_bfloat16_on_cpu_is_close_to_float32(tiny_model_dir, tiny_oracle, texts)
     assert not np.array_equal(vectors, expected)  # it did run in bfloat16
 
 
-def test_dtype_auto_on_cpu_is_float32(tiny_model_dir, tiny_oracle, texts):
+def test_dtype_auto_on_a_cpu_without_bfloat16_is_float32(
+    tiny_model_dir, tiny_oracle, texts, monkeypatch, tmp_path
+):
+    import skbert._model.device
+
+    monkeypatch.setattr(skbert._model.device, "CPUINFO", tmp_path / "no-cpuinfo")
     vectors = (
         vectorizer(tiny_model_dir, pooling="cls", dtype="auto")
         .fit(texts)
@@ -125,3 +130,16 @@ def test_dtype_auto_on_cpu_is_float32(tiny_model_dir, tiny_oracle, texts):
     np.testing.assert_allclose(
         vectors, tiny_oracle.vectors(texts, "cls"), atol=ATOL, rtol=0
     )
+
+
+def test_dtype_auto_on_a_cpu_with_bfloat16_runs_bfloat16(
+    tiny_model_dir, texts, monkeypatch, tmp_path
+):
+    import skbert._model.device
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: avx512f avx512_bf16\n")
+    monkeypatch.setattr(skbert._model.device, "CPUINFO", cpuinfo)
+    auto = vectorizer(tiny_model_dir, pooling="cls", dtype="auto").fit(texts)
+    bfloat16 = vectorizer(tiny_model_dir, pooling="cls", dtype="bfloat16").fit(texts)
+    np.testing.assert_array_equal(auto.transform(texts), bfloat16.transform(texts))

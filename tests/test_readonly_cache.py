@@ -141,6 +141,7 @@ def _check_served(result: dict, base: Path, *, read_only: bool = True) -> None:
     assert str((base / "cache").resolve()) in said[0]  # names the cache
 
 
+@pytest.mark.slow  # a child process per case
 @pytest.mark.parametrize("what", ["everything", "folder"])
 def test_a_read_only_cache_is_served_with_one_warning(filled_cache, what):
     """``chmod -R a-w`` on the cache, or on its folder only. A folder made
@@ -155,6 +156,7 @@ def test_a_read_only_cache_is_served_with_one_warning(filled_cache, what):
     _check_served(_read(filled_cache), filled_cache, read_only=not writable)
 
 
+@pytest.mark.slow  # a child process per case
 def test_a_cache_owned_by_another_user_is_served(filled_cache):
     """Readable by all, writable by its owner (``nobody``) only."""
     if not _is_root():

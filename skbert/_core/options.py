@@ -48,7 +48,8 @@ CACHED_POOLINGS = ("cls", "mean", "max", "pooler")
 LONG_TEXTS = ("truncate", "head_tail", "chunk")
 #: ``chunk_combine`` values: how the windows of a long text are combined.
 CHUNK_COMBINES = ("mean", "max")
-#: ``dtype`` values; ``"auto"`` is bfloat16 (else float16) on CUDA, else float32.
+#: ``dtype`` values; ``"auto"`` is bfloat16 (else float16) on CUDA, bfloat16 on a
+#: CPU with bfloat16 arithmetic, else float32.
 DTYPES = ("float32", "float16", "bfloat16", "auto")
 #: ``backend`` values.
 BACKENDS = ("torch", "onnx")

@@ -111,7 +111,9 @@ class BertCLSVectorizer(
         transform time: a pickle fitted on a GPU runs on a CPU-only machine.
     dtype : {"float32", "float16", "bfloat16", "auto"}, default="float32"
         Precision of the model's computation. ``"auto"`` is bfloat16 (else
-        float16) on CUDA and float32 elsewhere. Pooling and output are float32.
+        float16) on CUDA, bfloat16 on a CPU with bfloat16 arithmetic
+        (AVX512-BF16 or AMX: 1.6x float32's speed on Zen 4, cosine 0.9999 to
+        it), and float32 elsewhere. Pooling and output are float32.
     backend : {"torch", "onnx"}, default="torch"
         ``"onnx"`` runs the model with ONNX Runtime on the CPU (``pip install
         "skbert[onnx]"``): exported once per checkpoint (cached under

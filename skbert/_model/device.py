@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["resolve_device", "resolve_devices", "resolve_dtype"]
+__all__ = [
+    "cpu_computes_bfloat16",
+    "resolve_device",
+    "resolve_devices",
+    "resolve_dtype",
+]
+
+#: Where Linux lists the CPU's instruction sets.
+CPUINFO = Path("/proc/cpuinfo")
+#: CPU flags of native bfloat16 arithmetic: AVX512-BF16 (AMD Zen 4 and later,
+#: Intel Cooper Lake) and AMX (Intel Sapphire Rapids and later).
+_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
 def _mps_available() -> bool:
@@ -60,13 +72,29 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
+def cpu_computes_bfloat16() -> bool:
+    """Whether this machine's CPU has bfloat16 arithmetic (from
+    :data:`CPUINFO`; ``False`` where the file is missing, as off Linux)."""
+    try:
+        text = CPUINFO.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return not _BF16_FLAGS.isdisjoint(line.partition(":")[2].split())
+    return False
+
+
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """``"auto"`` -> bfloat16 (or float16) on CUDA, float32 elsewhere."""
+    """``"auto"`` -> bfloat16 (or float16) on CUDA, bfloat16 on a CPU with
+    bfloat16 arithmetic (:func:`cpu_computes_bfloat16`), float32 elsewhere."""
     import torch
 
     if dtype == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.type == "cpu" and cpu_computes_bfloat16():
+            return torch.bfloat16
         return torch.float32
     return {
         "float32": torch.float32,
