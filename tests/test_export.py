@@ -15,6 +15,7 @@ import json
 import threading
 import time
 import warnings
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,13 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("skl2onnx")
 
 pytestmark = pytest.mark.filterwarnings("ignore::skbert.TruncationWarning")
+
+#: Families whose export needs transformers 5.25 (5.4.0 cannot trace their
+#: attention mask: the matrix's oldest end refuses them, with the reason).
+NEEDS_NEWER_TRANSFORMERS = {"distilbert", "albert", "modernbert", "t5"}
+OLD_TRANSFORMERS = tuple(
+    int(part) for part in version("transformers").split(".")[:2]
+) < (5, 25)
 
 
 @pytest.fixture(scope="module")
@@ -445,11 +453,10 @@ def test_a_family_that_is_not_exported_is_refused_before_any_work(
 
     distilbert = build_family("distilbert", tmp_path / "distilbert")
     fitted_vectors = vectorizer(distilbert).fit(["a"])
-    import skbert._encoding.onnx
+    import skbert._model.families
 
-    for module in (skbert._encoding.spec, skbert._encoding.onnx):
-        monkeypatch.setattr(module, "ONNX_FAMILIES", ("bert",))
-    with pytest.raises(ValueError, match="exports the encoders of bert; Distil"):
+    monkeypatch.setattr(skbert._model.families, "ONNX_FAMILIES", ("bert",))
+    with pytest.raises(ValueError, match="exports the encoders of bert; distilbert"):
         skbert.export_onnx(fitted_vectors, tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
 
@@ -467,6 +474,10 @@ def test_every_family_exports_and_the_runtime_predicts_as_the_pipeline(
     labels = [*labels[:80], 1]
     folder = build_family(family, tmp_path / family)
     pipe = fitted(folder, {"pooling": "mean"}, [LogisticRegression()], texts, labels)
+    if family in NEEDS_NEWER_TRANSFORMERS and OLD_TRANSFORMERS:
+        with pytest.raises(ValueError, match="transformers 5.25 or newer"):
+            skbert.export_onnx(pipe, tmp_path / "model.onnx")
+        return
 
     model = export(pipe, tmp_path / "model.onnx")
 

@@ -30,7 +30,7 @@ import numpy as np
 from .._core import versions as _versions
 from .._core.filelock import file_lock
 from .._core.options import runner
-from .._model.families import BERT_LAYOUT_FAMILIES, ONNX_FAMILIES
+from .._model.families import BERT_LAYOUT_FAMILIES, onnx_refusal
 from .._model.identity import canonical_digest
 from .._model.quiet import quiet, quiet_warnings
 from ..runtime._ort import SLOW_FUSIONS, open_session
@@ -229,11 +229,9 @@ def _fusable_layer(config: Any) -> Callable[[Any, Any, Any], Any]:
 
 
 def _check_architecture(model: Any) -> None:
-    if model.config.model_type not in ONNX_FAMILIES:
-        raise ValueError(
-            f"backend='onnx' exports the encoders of {', '.join(ONNX_FAMILIES)}; "
-            f"{type(model).__name__} is not one. Use backend='torch'."
-        )
+    refusal = onnx_refusal(model.config.model_type, type(model).__name__)
+    if refusal is not None:
+        raise ValueError(refusal)
 
 
 def _export(loaded: LoadedModel, target: Path) -> None:

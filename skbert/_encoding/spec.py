@@ -15,7 +15,7 @@ from typing import Any
 
 from .._core.options import POOLINGS, batch_size_for
 from .._core.plan import EncodingSpec
-from .._model.families import ONNX_FAMILIES, pooler_reason
+from .._model.families import onnx_refusal, pooler_reason
 from .._model.identity import ModelInfo
 
 __all__ = ["auto_fallback", "available_poolings", "encoding_spec", "pooler_usable"]
@@ -121,13 +121,9 @@ def _check_backend(
         )
     if params["backend"] != "onnx":
         return
-    if info.model_type not in ONNX_FAMILIES:
-        raise ValueError(
-            "backend='onnx' exports the encoders of "
-            f"{', '.join(ONNX_FAMILIES)}; {info.model_type} ({info.model_class}) "
-            "is not one: no export of it has been checked against torch. Use "
-            "backend='torch'."
-        )
+    refusal = onnx_refusal(info.model_type, info.model_class)
+    if refusal is not None:
+        raise ValueError(refusal)
     if layers != (info.n_hidden_states - 1,):
         raise ValueError(
             f"backend='onnx' computes the last layer only; got layers="

@@ -20,6 +20,8 @@ from typing import Any
 __all__ = [
     "BERT_LAYOUT_FAMILIES",
     "ONNX_FAMILIES",
+    "ONNX_MIN_TRANSFORMERS",
+    "onnx_refusal",
     "encoder_class_name",
     "model_kind",
     "pooler_status",
@@ -43,6 +45,16 @@ ONNX_FAMILIES = (
     "modernbert",
     "t5",
 )
+#: Families whose export needs a newer transformers than skbert does: older
+#: releases build their attention mask (``masking_utils``) in a way the ONNX
+#: exporter cannot trace. The version is the oldest these exports were tested
+#: with (5.4.0 fails).
+ONNX_MIN_TRANSFORMERS = {
+    "distilbert": "5.25",
+    "albert": "5.25",
+    "modernbert": "5.25",
+    "t5": "5.25",
+}
 #: Families whose pre-training trains the pooler, and the objective that does.
 POOLER_OBJECTIVES = {
     "bert": "next-sentence prediction",
@@ -124,3 +136,30 @@ def position_offset(model: Any) -> int:
     if isinstance(padding_idx, int) and padding_idx >= 0:
         return padding_idx + 1
     return 0
+
+
+def onnx_refusal(model_type: str, model_class: str) -> str | None:
+    """Why ``backend="onnx"`` (and ``export_onnx``) cannot export this family
+    here, or ``None`` when it can."""
+    if model_type not in ONNX_FAMILIES:
+        return (
+            f"backend='onnx' exports the encoders of {', '.join(ONNX_FAMILIES)}; "
+            f"{model_type} ({model_class}) is not one: no export of it has been "
+            "checked against torch. Use backend='torch'."
+        )
+    needed = ONNX_MIN_TRANSFORMERS.get(model_type)
+    if needed is None:
+        return None
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    installed = version("transformers")
+    if Version(installed) >= Version(needed):
+        return None
+    return (
+        f"backend='onnx' exports {model_type} ({model_class}) with transformers "
+        f"{needed} or newer: older releases build its attention mask in a way the "
+        f"ONNX exporter cannot trace, and {installed} is installed. Upgrade "
+        "transformers, or use backend='torch'."
+    )
