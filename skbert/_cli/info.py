@@ -18,7 +18,7 @@ from typing import Any
 from .._encoding.models import running_model
 from .._encoding.spec import auto_fallback, available_poolings, pooler_usable
 from .._model.device import resolve_device, resolve_dtype
-from .._model.families import ONNX_FAMILIES, pooler_reason
+from .._model.families import onnx_refusal, pooler_reason
 from .options import add_source_arguments
 
 __all__ = ["add_arguments", "describe", "run"]
@@ -121,7 +121,11 @@ def describe(
         "poolings": list(available_poolings(handle.info)),
         "recipe": _recipe(handle.info),
         "backends": ["torch"]
-        + (["onnx"] if handle.info.model_type in ONNX_FAMILIES else []),
+        + (
+            []
+            if onnx_refusal(handle.info.model_type, handle.info.model_class)
+            else ["onnx"]
+        ),
         "layers": f"0..{n_layers} or -{n_layers + 1}..-1 (0 = embeddings, "
         f"{n_layers} or -1 = last layer)",
     }
