@@ -9,6 +9,7 @@ names, or, with neither, the class-level list ``CountingVectorizer.rows``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from unittest import mock
@@ -23,10 +24,38 @@ LOG_NAME = "forward-rows.log"
 #: With ``cache="auto"``: the file every process appends its forward rows to
 #: (worker processes inherit the environment).
 LOG_ENV = "SKBERT_TEST_FORWARD_LOG"
+#: The file every process appends a line ``pid`` to for each checkpoint it
+#: reads from disk (transformers' ``from_pretrained``) inside fit or transform.
+LOAD_LOG_ENV = "SKBERT_TEST_LOAD_LOG"
+
+
+@contextlib.contextmanager
+def logging_loads():
+    """Inside the block, every model transformers reads is logged (``pid``) to
+    the file ``$SKBERT_TEST_LOAD_LOG`` names, if it is set."""
+    log_file = os.environ.get(LOAD_LOG_ENV)
+    if log_file is None:
+        yield
+        return
+    from transformers.modeling_utils import PreTrainedModel
+
+    original = PreTrainedModel.from_pretrained.__func__
+
+    def logged(cls, *args, **kwargs):
+        with open(log_file, "a") as log:
+            log.write(f"{os.getpid()}\n")
+        return original(cls, *args, **kwargs)
+
+    with mock.patch.object(PreTrainedModel, "from_pretrained", classmethod(logged)):
+        yield
 
 
 class CountingVectorizer(BertCLSVectorizer):
     rows: list[int] = []
+
+    def fit(self, X, y=None):
+        with logging_loads():
+            return super().fit(X, y)
 
     def _encode(self, texts):  # under transform and fit_transform
         original = skbert._encoding.batching.pool_batch
@@ -43,7 +72,10 @@ class CountingVectorizer(BertCLSVectorizer):
                     log.write(f"{os.getpid()} {n_rows}\n")
             return original(loaded, batch, *args)
 
-        with mock.patch.object(skbert._encoding.batching, "pool_batch", counting):
+        with (
+            mock.patch.object(skbert._encoding.batching, "pool_batch", counting),
+            logging_loads(),
+        ):
             return super()._encode(texts)
 
 

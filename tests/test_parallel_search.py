@@ -8,12 +8,14 @@ exits nothing it made is left in that folder.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
-from counting import LOG_ENV
+from counting import LOAD_LOG_ENV, LOG_ENV
 from helpers import distinct_texts, run_in_private_tmp, vectorizer
 
 SEARCH = """
+import os
 import numpy as np
 from counting import CountingVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -29,6 +31,9 @@ pipe = Pipeline([
 grid = {{"bert__pooling": ["cls", "pooler", "mean", "max"]}}
 search = GridSearchCV(pipe, grid, cv=5, n_jobs=2).fit(texts, labels)
 print("best", search.best_params_["bert__pooling"])
+if "SKBERT_TEST_PARENT_FILE" in os.environ:
+    with open(os.environ["SKBERT_TEST_PARENT_FILE"], "w") as parent:
+        parent.write(str(os.getpid()))
 """
 
 
@@ -40,6 +45,40 @@ def run_search(folder: Path, texts: list[str], tmp_path: Path) -> tuple[int, set
     rows = sum(int(n) for n in numbers[1::2])
     pids = {int(pid) for pid in numbers[0::2]}
     return rows, pids, sorted(p.name for p in private_tmp.iterdir())
+
+
+AGAIN = """
+from joblib.externals.loky import get_reusable_executor
+
+get_reusable_executor().shutdown(wait=True)  # the second search starts new workers
+with open(os.environ["SKBERT_TEST_LOAD_LOG"], "a") as log:
+    log.write("again\\n")
+GridSearchCV(pipe, grid, cv=5, n_jobs=2).fit(texts, labels)
+"""
+
+
+def test_processes_whose_texts_are_all_cached_read_no_model(tiny_model_dir, tmp_path):
+    # Every text reaches the session cache in the workers; the parent's refit
+    # finds them all there under the identity the workers derived (noted in
+    # the session with the folder's stamp), so it neither loads nor
+    # fingerprints the checkpoint; each worker reads it once at most. A second
+    # search in new workers finds every text cached: nobody reads the model.
+    texts = distinct_texts(60, seed=23)
+    loads = tmp_path / "loads.log"
+    code = SEARCH.format(texts=texts, folder=str(tiny_model_dir)) + AGAIN
+    parent_file = tmp_path / "parent.pid"
+    env = {
+        LOG_ENV: str(tmp_path / "forward.log"),
+        LOAD_LOG_ENV: str(loads),
+        "SKBERT_TEST_PARENT_FILE": str(parent_file),
+    }
+    run_in_private_tmp(code, tmp_path, **env)
+    first, again = loads.read_text().split("again")
+    by_pid = Counter(int(pid) for pid in first.split())
+    parent = int(parent_file.read_text())
+    assert by_pid.get(parent, 0) == 0, f"the parent read the model: {dict(by_pid)}"
+    assert by_pid and max(by_pid.values()) == 1, f"reads per process: {dict(by_pid)}"
+    assert again.split() == [], f"the second search read the model: {again}"
 
 
 def test_search_with_two_workers_forwards_each_text_once(tiny_model_dir, tmp_path):

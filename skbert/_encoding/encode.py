@@ -13,8 +13,9 @@ soon as it is pooled.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,15 +25,65 @@ from .._core.plan import CHUNK_SIZE, EncodingSpec, RunReport, prepare
 from .._core.report import EncodingReport, TruncationWarning
 from .._storage.cache import entry_prefix, text_key
 from .batching import iter_pooled
-from .finish import dense_layers, finish_numpy
+from .finish import dense_layers, finish_numpy, needs_dense
 
 if TYPE_CHECKING:
     from .._storage.cache import DiskStore, LayeredStore, MemoryStore
 
     Store = MemoryStore | DiskStore | LayeredStore
     from .._model.checkpoint import LoadedModel
+    from .._model.identity import ModelInfo
 
-__all__ = ["EncodingSpec", "TruncationWarning", "encode"]
+__all__ = ["EncodingSpec", "LazyModels", "TruncationWarning", "encode"]
+
+
+class LazyModels:
+    """The models :func:`encode` runs, loaded on first need, and what the cache
+    keys of their vectors are made of (known before any model is loaded, so
+    that texts all found in the cache need none).
+
+    Parameters
+    ----------
+    load : callable
+        Returns the checkpoint loaded on each device to use.
+    digest, compute : str
+        The models' identity digest and compute stamp (backend, precision,
+        library versions), as :class:`~skbert._model.checkpoint.LoadedModel`
+        gives them; the loaded models are checked against both.
+    info : ModelInfo
+        The checkpoint's description (pooler, Dense layers).
+    """
+
+    def __init__(
+        self,
+        load: Callable[[], Sequence[LoadedModel]],
+        digest: str,
+        compute: str,
+        info: ModelInfo,
+    ) -> None:
+        self._load = load
+        self.digest = digest
+        self.compute = compute
+        self.info = info
+
+    @classmethod
+    def of(cls, models: Sequence[LoadedModel]) -> LazyModels:
+        """Models already loaded."""
+        first = models[0]
+        return cls(lambda: models, first.identity.digest, first.compute, first.info)
+
+    @functools.cached_property
+    def loaded(self) -> list[LoadedModel]:
+        """The models, loaded now if need be."""
+        models = list(self._load())
+        first = models[0]
+        if (first.identity.digest, first.compute) != (self.digest, self.compute):
+            raise RuntimeError(
+                "skbert internal error: the model loaded to encode is not the one "
+                f"its cache keys name ({first.identity.digest} {first.compute}, "
+                f"expected {self.digest} {self.compute}); please report this."
+            )
+        return models
 
 
 def _progress(total: int, batch_size: int, show: bool | None | Any) -> Any:
@@ -49,13 +100,15 @@ def _progress(total: int, batch_size: int, show: bool | None | Any) -> Any:
 
 
 def _finisher(
-    spec: EncodingSpec, poolings: tuple[str, ...], loaded: LoadedModel
+    spec: EncodingSpec, poolings: tuple[str, ...], models: LazyModels
 ) -> Callable[[np.ndarray], np.ndarray]:
     """What turns pooled vectors ``(n, len(poolings), hidden)`` into output
-    rows: the chosen poolings concatenated, the folder's Dense layers, then
-    unit length if asked."""
+    rows: the chosen poolings concatenated, the folder's Dense layers (the
+    models are loaded for them), then unit length if asked."""
     index = [poolings.index(mode) for mode in spec.modes]
-    layers = dense_layers(loaded, spec)
+    layers = (
+        dense_layers(models.loaded[0], spec) if needs_dense(models.info, spec) else []
+    )
 
     def finish(pooled: np.ndarray) -> np.ndarray:
         vectors = pooled[:, index].reshape(len(pooled), -1)
@@ -106,7 +159,7 @@ def _encode_rows(
     out: np.ndarray,
     texts: list[str],
     rows: list[int],
-    models: list[LoadedModel],
+    models: LazyModels,
     spec: EncodingSpec,
     poolings: tuple[str, ...],
     report: RunReport,
@@ -121,12 +174,12 @@ def _encode_rows(
     longer than ``max_length`` (the cache stores them). Truncated rows are
     added to ``report.truncated``.
     """
-    finish = _finisher(spec, poolings, models[0])
+    finish = _finisher(spec, poolings, models)
     local = RunReport()
     with _progress(len(rows), spec.batch_size, show_progress_bar) as bar:
         for positions, pooled, truncated, long in iter_pooled(
             [texts[row] for row in rows],
-            models,
+            models.loaded,
             spec,
             poolings,
             chunk_size=CHUNK_SIZE,
@@ -147,22 +200,21 @@ def _encode_rows(
 def _encode_cached(
     out: np.ndarray,
     texts: list[str],
-    models: list[LoadedModel],
+    models: LazyModels,
     spec: EncodingSpec,
     store: Store,
     report: RunReport,
     **options: Any,
 ) -> None:
     """Fill ``out`` from the cache, encoding (and storing) only the misses."""
-    loaded = models[0]
     poolings = tuple(
-        p for p in CACHED_POOLINGS if p != "pooler" or loaded.info.has_pooler
+        p for p in CACHED_POOLINGS if p != "pooler" or models.info.has_pooler
     )
     poolings += tuple(mode for mode in spec.modes if mode not in poolings)
-    finish = _finisher(spec, poolings, loaded)
+    finish = _finisher(spec, poolings, models)
     prefix = entry_prefix(
-        loaded.identity.digest,
-        loaded.compute,
+        models.digest,
+        models.compute,
         spec.max_length,
         spec.layers,
         poolings,
@@ -224,7 +276,7 @@ def _refill(
 
 def encode(
     texts: list[str],
-    models: list[LoadedModel],
+    models: Sequence[LoadedModel] | LazyModels,
     spec: EncodingSpec,
     *,
     show_progress_bar: Any = None,
@@ -232,11 +284,14 @@ def encode(
 ) -> tuple[np.ndarray, EncodingReport]:
     """Encode ``texts`` into a ``(len(texts), hidden_size)`` float32 array.
 
-    ``models`` holds the same checkpoint loaded on each device to use;
+    ``models`` holds the same checkpoint loaded on each device to use (or
+    :class:`LazyModels` that load it only if a text is not in ``store``);
     ``show_progress_bar`` is ``True``, ``False``, ``None`` (when long and on a
     terminal) or a caller's open progress bar, advanced per batch of texts
     completed. Returns the vectors and what happened (nothing is warned here).
     """
+    if not isinstance(models, LazyModels):
+        models = LazyModels.of(models)
     texts = prepare(texts, spec)
     unique = list(dict.fromkeys(texts))  # duplicates are encoded once
     out = np.empty((len(unique), spec.output_size), dtype=np.float32)

@@ -16,21 +16,28 @@ if TYPE_CHECKING:
 
     from .._core.plan import EncodingSpec
     from .._model.checkpoint import LoadedModel
+    from .._model.identity import ModelInfo
 
-__all__ = ["dense_layers", "finish", "finish_numpy"]
+__all__ = ["dense_layers", "finish", "finish_numpy", "needs_dense"]
 
 #: The smallest norm a vector is divided by (a zero vector stays zero).
 _MIN_NORM = 1e-12
+
+
+def needs_dense(info: ModelInfo, spec: EncodingSpec) -> bool:
+    """Whether ``spec`` applies Dense layers of the model ``info`` describes
+    (``spec.dense`` and a folder that declares some)."""
+    return bool(spec.dense and info.sentence is not None and info.sentence.dense)
 
 
 def dense_layers(
     loaded: LoadedModel, spec: EncodingSpec, device: Any = None
 ) -> list[tuple[torch.Tensor, torch.Tensor | None, Any]]:
     """``(weight, bias, activation)`` of each Dense layer ``spec`` applies
-    (none unless ``spec.dense`` and the folder declares them), on ``device``."""
+    (none unless :func:`needs_dense`), on ``device``."""
     import torch
 
-    if not spec.dense or loaded.info.sentence is None:
+    if not needs_dense(loaded.info, spec):
         return []
     layers = []
     for (weight, bias), declared in zip(

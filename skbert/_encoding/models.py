@@ -14,28 +14,45 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .._core import versions as _versions
 from .._core.options import on_onnx_runtime, runner
 from .._model import registry as _registry
 from .._model.checkpoint import load_folder
 from .._model.handle import FingerprintMismatchError, ModelHandle
 from .._model.source import ModelSource
+from .known import known_handle, note_loaded
 
 if TYPE_CHECKING:
     import torch
 
     from .._model.checkpoint import LoadedModel
 
-__all__ = ["fit_handle", "running_model"]
+__all__ = ["compute_stamp", "fit_handle", "running_model", "running_place"]
 
 
 def fit_handle(
-    source: ModelSource, *, device: torch.device, dtype: torch.dtype
+    source: ModelSource,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    defer: bool = False,
 ) -> ModelHandle:
-    """Load ``source`` (or reuse it from the registry) and make its handle."""
+    """Load ``source`` (or reuse it from the registry) and make its handle.
+
+    ``defer``: where this process has not loaded the folder but its session
+    knows what the folder, unchanged, holds (:mod:`skbert._model.known`),
+    make the handle from that and read no weights until a forward pass needs
+    them.
+    """
     folder = source.folder()
+    key = _registry.folder_key(folder, source.trust_remote_code)
+    if defer and _registry.peek(key, device, dtype) is None:
+        handle = known_handle(source, key, device, dtype)
+        if handle is not None:
+            return handle
     loaded = _registry.obtain(
         digest=None,
-        folder=_registry.folder_key(folder, source.trust_remote_code),
+        folder=key,
         device=device,
         dtype=dtype,
         load=lambda: load_folder(
@@ -46,7 +63,31 @@ def fit_handle(
             description=source.name,
         ),
     )
+    note_loaded(key, device, dtype, loaded)
     return ModelHandle(source, loaded, code_allowed=source.trust_remote_code)
+
+
+def running_place(
+    device: torch.device, dtype: torch.dtype, backend: str, quantize: bool = False
+) -> tuple[torch.device, torch.dtype, str]:
+    """Where and how :func:`running_model` runs a checkpoint asked for on
+    ``device`` in ``dtype`` by ``backend``: ONNX Runtime runs float32 on the
+    CPU; the runner is named as :data:`~skbert._core.options.RUNNERS` says."""
+    import torch
+
+    name = runner(backend, quantize)
+    if on_onnx_runtime(name):
+        return torch.device("cpu"), torch.float32, name
+    return device, dtype, name
+
+
+def compute_stamp(
+    device: torch.device, dtype: torch.dtype, backend: str, quantize: bool = False
+) -> str:
+    """The :attr:`~skbert._model.checkpoint.LoadedModel.compute` stamp of the
+    model :func:`running_model` gives for these arguments, without loading it."""
+    _, dtype, name = running_place(device, dtype, backend, quantize)
+    return _versions.compute_stamp(name, str(dtype))
 
 
 def running_model(
@@ -57,13 +98,9 @@ def running_model(
     quantize: bool = False,
 ) -> LoadedModel:
     """``handle``'s checkpoint on ``device`` in ``dtype`` (or its ONNX twin)."""
-    import torch
-
     if handle.damage:
         raise FingerprintMismatchError(handle.damage)
-    backend = runner(backend, quantize)
-    if on_onnx_runtime(backend):
-        device, dtype = torch.device("cpu"), torch.float32
+    device, dtype, backend = running_place(device, dtype, backend, quantize)
     kept = handle.models.get((str(device), str(dtype), backend))
     if kept is not None:
         return kept
@@ -73,7 +110,7 @@ def running_model(
             folder=None,
             device=device,
             dtype=dtype,
-            load=lambda: _load_checked(handle, device, dtype),
+            load=lambda: handle.read_checked(device, dtype),
         )
     else:
         from .onnx import load_onnx
@@ -88,21 +125,3 @@ def running_model(
             load=lambda: load_onnx(base, quantize=quantize),
         )
     return handle.remember(loaded)
-
-
-def _load_checked(
-    handle: ModelHandle, device: torch.device, dtype: torch.dtype
-) -> LoadedModel:
-    """Read the handle's checkpoint again; refuse it unless it is the same model,
-    before it is registered (damaged weights are never kept under the
-    expected identity)."""
-    with handle.checkpoint() as (folder, code_allowed, description):
-        loaded = load_folder(
-            folder,
-            device=device,
-            dtype=dtype,
-            trust_remote_code=code_allowed,
-            description=description,
-        )
-    handle.check(loaded)
-    return loaded

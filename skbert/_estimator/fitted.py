@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._core.report import EncodingReport
-from .._encoding.models import running_model
+from .._encoding import encode as _encode
+from .._encoding.models import compute_stamp, running_model
 from .._encoding.spec import encoding_spec
 from .._model.device import resolve_devices, resolve_dtype
 from .._storage.cache import get_store
@@ -67,11 +68,19 @@ def spec_for(params: dict[str, Any], handle: ModelHandle) -> EncodingSpec:
     )
 
 
+def skips_prompt(spec: EncodingSpec, info: Any) -> bool:
+    """Whether the model's recipe asks to leave ``spec``'s prompt out of the
+    pooling (sentence-transformers' include_prompt=false, and a prompt)."""
+    recipe = info.sentence
+    return bool(
+        spec.prompt and spec.pooling == "auto" and recipe and not recipe.include_prompt
+    )
+
+
 def with_prompt_skip(spec: EncodingSpec, loaded: Any) -> EncodingSpec:
     """``spec`` with the prompt's tokens left out of the pooling where the
     model's recipe asks for it (sentence-transformers' include_prompt)."""
-    recipe = loaded.info.sentence
-    if spec.pooling == "auto" and recipe and not recipe.include_prompt:
+    if skips_prompt(spec, loaded.info):
         skip = loaded.tokenizer.prompt_length(spec.prompt, spec.lowercase)
         if skip and spec.long_texts == "chunk":
             raise ValueError(
@@ -157,24 +166,48 @@ class FittedEncoder:
         return self.declared_spec.max_length
 
     @functools.cached_property
+    def _places(self) -> list[tuple[torch.device, torch.dtype]]:
+        """The device to run on, and the precision there, for each model."""
+        params = self.params
+        return [
+            (device, resolve_dtype(params["dtype"], device))
+            for device in devices(params)
+        ]
+
+    @functools.cached_property
     def models(self) -> list[LoadedModel]:
         """The checkpoint loaded on every device to run on."""
         params = self.params
         return [
             running_model(
-                self.handle,
-                device,
-                resolve_dtype(params["dtype"], device),
-                params["backend"],
-                params["quantize"],
+                self.handle, device, dtype, params["backend"], params["quantize"]
             )
-            for device in devices(params)
+            for device, dtype in self._places
         ]
 
     @functools.cached_property
     def spec(self) -> EncodingSpec:
-        """The spec the encoder runs, the prompt skip included."""
+        """The spec the encoder runs, the prompt skip included (the models are
+        loaded only where the model's recipe leaves the prompt out)."""
+        if not skips_prompt(self.declared_spec, self.handle.info):
+            return self.declared_spec
         return with_prompt_skip(self.declared_spec, self.models[0])
+
+    def _lazy_models(self) -> _encode.LazyModels:
+        """:attr:`models`; for a handle made from a session's note (which
+        was checked against the folder's stamp when it was fitted), loaded
+        only for a text the cache does not hold. Any other handle is checked
+        against its source before the cache is read, as it always was."""
+        if not self.handle.deferred:
+            return _encode.LazyModels.of(self.models)
+        device, dtype = self._places[0]
+        params = self.params
+        return _encode.LazyModels(
+            lambda: self.models,
+            self.handle.identity.digest,
+            compute_stamp(device, dtype, params["backend"], params["quantize"]),
+            self.handle.info,
+        )
 
     def encode(
         self, texts: list[str], progress: Any = None
@@ -182,15 +215,13 @@ class FittedEncoder:
         """The vectors of ``texts`` (validated) and the call's
         :class:`~skbert._core.report.EncodingReport`, nothing warned; ``progress``,
         a caller's open progress bar, is advanced per batch."""
-        from .._encoding.encode import encode
-
         if not texts:
             empty = np.empty((0, self.output_size), dtype=np.float32)
             return empty, EncodingReport(max_length=self.max_length)
         show = self.params["show_progress_bar"] if progress is None else progress
-        return encode(
+        return _encode.encode(
             texts,
-            self.models,
+            self._lazy_models(),
             self.spec,
             show_progress_bar=show,
             store=get_store(self.params["cache"]),

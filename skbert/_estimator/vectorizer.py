@@ -408,8 +408,16 @@ class BertCLSVectorizer(
             trust_remote_code=self.trust_remote_code,
             location=None if location is None else str(location),
         )
+        # A plain fit with the session's cache, where another process of the
+        # session loaded this folder, reads no weights until a text is
+        # missing from the cache.
         handle = fit_handle(
-            source, device=device, dtype=resolve_dtype(self.dtype, device)
+            source,
+            device=device,
+            dtype=resolve_dtype(self.dtype, device),
+            defer=self.fine_tune is None
+            and self.backend == "torch"
+            and self.cache == "auto",
         )
         self._encoding_spec(handle)  # refuse unsupported options before fitting
         for message in unused_option_warnings(self.get_params(deep=False)):

@@ -32,12 +32,16 @@ from typing import TYPE_CHECKING, Any
 
 from .._core.options import PERSIST_OPTIONS
 from .._core.public import public
+from . import registry
 from .bundle import bundle_digest, bundle_from, check_bundle
+from .checkpoint import load_folder
 from .identity import ModelIdentity, ModelInfo, canonical_digest
 from .legacy import UNKNOWN_RECIPE, from_legacy
 from .source import ModelSource, source_state
 
 if TYPE_CHECKING:
+    import torch
+
     from .checkpoint import LoadedModel
 
 __all__ = ["FingerprintMismatchError", "ModelHandle", "ModelSource"]
@@ -85,9 +89,38 @@ class ModelHandle:
         self._bundle: dict[str, bytes] | None = None
         self._damage: str | None = None
         self._lock = threading.Lock()
+        #: Made by :meth:`known`: the weights are read on first need only.
+        self.deferred = False
         #: Every model this handle runs, by (device, dtype, backend).
         self.models: dict[tuple[str, str, str], LoadedModel] = {}
         self.remember(loaded)
+
+    @classmethod
+    def known(
+        cls,
+        source: ModelSource,
+        identity: ModelIdentity,
+        info: ModelInfo,
+        *,
+        code_allowed: bool = False,
+    ) -> ModelHandle:
+        """A handle of a checkpoint whose identity and description are known
+        (another process of the session loaded the folder as it is now) and
+        that nothing has loaded here yet: its models are read on first need,
+        and compared with ``identity`` then, as a pickled reference's are."""
+        handle = object.__new__(cls)
+        handle.source = source
+        handle.identity = identity
+        handle.info = info
+        handle.persist = "weights"
+        handle._code_allowed = code_allowed
+        handle._legacy = False
+        handle._bundle = None
+        handle._damage = None
+        handle._lock = threading.Lock()
+        handle.deferred = True
+        handle.models = {}
+        return handle
 
     # -- what the vectorizer reads ---------------------------------------
     @property
@@ -190,6 +223,41 @@ class ModelHandle:
             "The file was altered; re-create it from the fitted estimator."
         )
 
+    def read_checked(self, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+        """Read this handle's checkpoint again (its bundle, or its source);
+        refuse it unless it is the same model, before anyone registers or
+        uses it (damaged weights are never kept under the expected identity)."""
+        with self.checkpoint() as (folder, code_allowed, description):
+            loaded = load_folder(
+                folder,
+                device=device,
+                dtype=dtype,
+                trust_remote_code=code_allowed,
+                description=description,
+            )
+        self.check(loaded)
+        return loaded
+
+    def _pickled_model(self) -> LoadedModel:
+        """A torch model of this handle to bundle: the one held, else its
+        float32 CPU model (loaded now if need be: a handle made by
+        :meth:`known` has read no weights yet)."""
+        import torch
+
+        loaded = self.torch_model
+        if loaded is None:
+            cpu, float32 = torch.device("cpu"), torch.float32
+            loaded = self.remember(
+                registry.obtain(
+                    digest=self.identity.digest,
+                    folder=None,
+                    device=cpu,
+                    dtype=float32,
+                    load=lambda: self.read_checked(cpu, float32),
+                )
+            )
+        return loaded
+
     @contextlib.contextmanager
     def checkpoint(self) -> Iterator[tuple[Path, bool, str]]:
         """A folder holding the checkpoint files, whether its code may run, and
@@ -230,9 +298,8 @@ class ModelHandle:
         if self.persist == "weights":
             with self._lock:
                 bundle = self._bundle
-            loaded = self.torch_model
-            if bundle is None and loaded is not None:
-                bundle = bundle_from(loaded)
+            if bundle is None:
+                bundle = bundle_from(self._pickled_model())
         state: dict[str, Any] = {
             "format": _STATE_FORMAT,
             "source": self.source,
@@ -306,6 +373,7 @@ class ModelHandle:
         self._bundle = bundle or None
         self._damage = damage
         self._lock = threading.Lock()
+        self.deferred = False
         self.models = {}
 
     def __repr__(self) -> str:

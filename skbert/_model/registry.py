@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from .checkpoint import LoadedModel
 
-__all__ = ["clear_model_cache", "folder_key", "lookup", "obtain"]
+__all__ = ["clear_model_cache", "folder_key", "lookup", "obtain", "peek"]
 
 #: How many loaded models the registry keeps alive (least recently used out).
 _REGISTRY_SIZE = 2
@@ -71,6 +71,18 @@ def lookup(
     key = model_key(digest, device, dtype, backend)
     with _LOCK:
         loaded = _MODELS.get(key)
+        if loaded is not None:
+            _touch(loaded)
+        return loaded
+
+
+def peek(folder: tuple, device: torch.device, dtype: torch.dtype) -> LoadedModel | None:
+    """The torch model this process loaded from ``folder`` (a :func:`folder_key`)
+    on ``device`` in ``dtype``, if it is still registered."""
+    place = (str(device), str(dtype), "torch")
+    with _LOCK:
+        digest = _FOLDERS.get((folder, *place))
+        loaded = None if digest is None else _MODELS.get((digest, *place))
         if loaded is not None:
             _touch(loaded)
         return loaded

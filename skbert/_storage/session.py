@@ -18,11 +18,18 @@ start a session); its database stops growing beyond the in-process cache's
 byte budget. A path read from a pickle is used only if it is such a session
 directory: in the temporary folder, named ``skbert-session-*``, a real
 directory owned by this user.
+
+The session also keeps small *notes* that its processes leave for each other
+(:func:`write_note`, :func:`read_note`): what a checkpoint folder, as it is
+on disk now, was found to be when one of them loaded it, so that the others
+need not load it again to know its identity.
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -30,9 +37,11 @@ import tempfile
 import threading
 from pathlib import Path
 
-__all__ = ["active", "join", "share"]
+__all__ = ["active", "join", "read_note", "share", "write_note"]
 
 _PREFIX = "skbert-session-"
+#: The session's subfolder of notes, one JSON file per note.
+_NOTES = "notes"
 _NAME = re.compile(rf"{_PREFIX}(\d+)-[A-Za-z0-9_]+")
 _LOCK = threading.Lock()
 #: This process's session: the directory, and whether this process made it.
@@ -66,6 +75,41 @@ def join(path: object) -> None:
     with _LOCK:
         if _STATE["path"] is None or not Path(str(_STATE["path"])).is_dir():
             _STATE.update(path=Path(path), owner=None)
+
+
+def _note_path(session: Path, name: str) -> Path:
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+    return session / _NOTES / f"{digest}.json"
+
+
+def write_note(name: str, value: dict) -> None:
+    """Leave ``value`` (JSON) under ``name`` for the session's processes; nothing
+    without a session, nothing if it cannot be written (a note saves work, it
+    is never needed)."""
+    session = active()
+    if session is None:
+        return
+    target = _note_path(session, name)
+    try:
+        target.parent.mkdir(exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(value, out)
+        os.replace(temporary, target)  # readers see the whole note or none
+    except OSError:
+        return
+
+
+def read_note(name: str) -> dict | None:
+    """The note left under ``name`` in this process's session, if any."""
+    session = active()
+    if session is None:
+        return None
+    try:
+        value = json.loads(_note_path(session, name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _is_session(path: Path) -> bool:
