@@ -272,10 +272,19 @@ def test_the_internal_runner_names_have_one_home():
         "torch",
         "onnx",
         "onnx-int8",
+        "openvino",
+        "openvino",  # quantize=True is refused for OpenVINO by the spec
     ]
     assert [_options.on_onnx_runtime(name) for name in _options.RUNNERS] == [
         False,
         True,
+        True,
+        False,
+    ]
+    assert [_options.on_openvino(name) for name in _options.RUNNERS] == [
+        False,
+        False,
+        False,
         True,
     ]
     package = Path(_options.__file__).parents[1]

@@ -171,6 +171,32 @@ def test_a_masked_lm_checkpoint_is_refused_the_pooler_naming_its_class(
     assert "BertForMaskedLM" not in message or name == "bert"
 
 
+@pytest.mark.parametrize("name", sorted(ONNX))
+def test_openvino_equals_torch(family_dirs, name, tmp_path, monkeypatch):
+    # backend="openvino" compiles the same export: float32 within the ONNX
+    # bound, texts of every length in one call, for every family exported.
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("openvino")
+    if name in NEEDS_NEWER_TRANSFORMERS and OLD_TRANSFORMERS:
+        pytest.skip("exported with transformers 5.25 or newer only")
+    monkeypatch.setenv("SKBERT_HOME", str(tmp_path))
+    folder = family_dirs[name, False]
+    for pooling in ("cls", "mean"):
+        np.testing.assert_allclose(
+            encode(folder, pooling=pooling, backend="openvino"),
+            encode(folder, pooling=pooling),
+            atol=1e-4,
+            rtol=0,
+        )
+    lengths = [" ".join(["film"] * n) for n in (1, 3, 7, 9, 17, 33, 61, 70)]
+    with pytest.warns(skbert.TruncationWarning):
+        found = vectorizer(folder, pooling="max", backend="openvino", batch_size=3)
+        found = found.fit(TEXTS).transform(lengths)
+    with pytest.warns(skbert.TruncationWarning):
+        on_torch = vectorizer(folder, pooling="max").fit(TEXTS).transform(lengths)
+    np.testing.assert_allclose(found, on_torch, atol=1e-4, rtol=0)
+
+
 @pytest.mark.parametrize("name", sorted(ENCODERS))
 def test_onnx_equals_torch_or_is_refused_clearly(
     family_dirs, name, tmp_path, monkeypatch

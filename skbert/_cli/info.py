@@ -124,7 +124,7 @@ def describe(
         + (
             []
             if onnx_refusal(handle.info.model_type, handle.info.model_class)
-            else ["onnx"]
+            else ["onnx", "openvino"]
         ),
         "layers": f"0..{n_layers} or -{n_layers + 1}..-1 (0 = embeddings, "
         f"{n_layers} or -1 = last layer)",

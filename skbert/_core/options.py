@@ -25,7 +25,9 @@ __all__ = [
     "VECTOR_MODES",
     "batch_size_for",
     "on_onnx_runtime",
+    "on_openvino",
     "runner",
+    "runs_exported_graph",
 ]
 
 #: Every ``pooling`` value, in the order the docs and the CLI list them.
@@ -52,10 +54,10 @@ CHUNK_COMBINES = ("mean", "max")
 #: CPU with bfloat16 arithmetic, else float32.
 DTYPES = ("float32", "float16", "bfloat16", "auto")
 #: ``backend`` values.
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "openvino")
 #: What runs a loaded model (its ``backend`` field, part of the cache keys and
 #: the version stamps): a ``backend``, and ONNX with int8 weights.
-RUNNERS = ("torch", "onnx", "onnx-int8")
+RUNNERS = ("torch", "onnx", "onnx-int8", "openvino")
 
 
 def runner(backend: str, quantize: bool = False) -> str:
@@ -68,7 +70,18 @@ def runner(backend: str, quantize: bool = False) -> str:
 
 def on_onnx_runtime(name: str) -> bool:
     """Whether the :data:`RUNNERS` name ``name`` runs on ONNX Runtime."""
-    return name in RUNNERS and name != "torch"
+    return name in ("onnx", "onnx-int8")
+
+
+def on_openvino(name: str) -> bool:
+    """Whether the :data:`RUNNERS` name ``name`` runs on OpenVINO."""
+    return name == "openvino"
+
+
+def runs_exported_graph(name: str) -> bool:
+    """Whether the :data:`RUNNERS` name ``name`` runs skbert's ONNX export (made
+    with ONNX Runtime's optimizer) rather than the torch model."""
+    return on_onnx_runtime(name) or on_openvino(name)
 
 
 #: ``persist`` values: what a pickle of a fitted vectorizer holds.

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from importlib.metadata import PackageNotFoundError, version
 
-from .options import on_onnx_runtime
+from .options import on_openvino, runs_exported_graph
 from .report import user_stacklevel
 
 __all__ = [
@@ -86,15 +86,19 @@ def installed_versions() -> dict[str, str | None]:
 
 def relevant_packages(backend: str) -> tuple[str, ...]:
     """The packages whose versions decide vectors computed by ``backend``."""
-    return _ALWAYS + (("onnxruntime",) if on_onnx_runtime(backend) else ())
+    graph = ("onnxruntime",) if runs_exported_graph(backend) else ()  # it fuses it
+    return _ALWAYS + graph + (("openvino",) if on_openvino(backend) else ())
 
 
 def compute_stamp(backend: str, dtype: str) -> str:
     """How vectors are computed: backend, precision and library versions, and
     for ONNX the version of the export recipe that wrote the graph."""
     versions = installed_versions()
-    parts = [f"{name}={versions[name]}" for name in relevant_packages(backend)]
-    if on_onnx_runtime(backend):
+    parts = [
+        f"{name}={versions[name] if name in versions else _version(name)}"
+        for name in relevant_packages(backend)
+    ]
+    if runs_exported_graph(backend):
         parts.append(f"export={ONNX_EXPORT_VERSION}")
     return "/".join([backend, dtype, *parts])
 
@@ -108,8 +112,9 @@ def warn_about_changes(
     whose version differs from the one ``recorded`` (a pickle's, an artefact's)."""
     now = installed_versions()
     for package in packages:
-        if package in recorded and recorded[package] != now[package]:
+        current = now[package] if package in now else _version(package)
+        if package in recorded and recorded[package] != current:
             warnings.warn(
-                warning(package, recorded[package], now[package]),
+                warning(package, recorded[package], current),
                 stacklevel=user_stacklevel(),
             )

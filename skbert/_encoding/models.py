@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._core import versions as _versions
-from .._core.options import on_onnx_runtime, runner
+from .._core.options import on_onnx_runtime, on_openvino, runner
 from .._model import registry as _registry
 from .._model.checkpoint import load_folder
 from .._model.handle import FingerprintMismatchError, ModelHandle
@@ -72,12 +72,15 @@ def running_place(
 ) -> tuple[torch.device, torch.dtype, str]:
     """Where and how :func:`running_model` runs a checkpoint asked for on
     ``device`` in ``dtype`` by ``backend``: ONNX Runtime runs float32 on the
-    CPU; the runner is named as :data:`~skbert._core.options.RUNNERS` says."""
+    CPU, OpenVINO the CPU in ``dtype``; the runner is named as
+    :data:`~skbert._core.options.RUNNERS` says."""
     import torch
 
     name = runner(backend, quantize)
     if on_onnx_runtime(name):
         return torch.device("cpu"), torch.float32, name
+    if on_openvino(name):
+        return torch.device("cpu"), dtype, name
     return device, dtype, name
 
 
@@ -97,7 +100,8 @@ def running_model(
     backend: str = "torch",
     quantize: bool = False,
 ) -> LoadedModel:
-    """``handle``'s checkpoint on ``device`` in ``dtype`` (or its ONNX twin)."""
+    """``handle``'s checkpoint on ``device`` in ``dtype`` (or its ONNX Runtime
+    or OpenVINO twin)."""
     if handle.damage:
         raise FingerprintMismatchError(handle.damage)
     device, dtype, backend = running_place(device, dtype, backend, quantize)
@@ -112,16 +116,27 @@ def running_model(
             dtype=dtype,
             load=lambda: handle.read_checked(device, dtype),
         )
-    else:
-        from .onnx import load_onnx
+    else:  # made from the float32 CPU torch model
+        import torch
 
-        base = running_model(handle, device, dtype)
+        base = running_model(handle, device, torch.float32)
+        if on_openvino(backend):
+            from .openvino import load_openvino
+
+            def load() -> LoadedModel:
+                return load_openvino(base, dtype=dtype)
+        else:
+            from .onnx import load_onnx
+
+            def load() -> LoadedModel:
+                return load_onnx(base, quantize=quantize)
+
         loaded = _registry.obtain(
             digest=handle.identity.digest,
             folder=None,
             device=device,
             dtype=dtype,
             backend=backend,
-            load=lambda: load_onnx(base, quantize=quantize),
+            load=load,
         )
     return handle.remember(loaded)

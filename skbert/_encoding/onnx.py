@@ -39,7 +39,7 @@ from .batching import collate
 if TYPE_CHECKING:
     from .._model.checkpoint import LoadedModel
 
-__all__ = ["load_onnx", "onnx_home"]
+__all__ = ["GraphModel", "exported_graph", "load_onnx", "onnx_home", "verify"]
 
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 #: Families normalized by RMS norm (no mean subtracted).
@@ -366,13 +366,16 @@ def _quantize(source: Path, target: Path, exclude: list[str] | None = None) -> N
         partial.unlink(missing_ok=True)
 
 
-class OnnxModel:
-    """An ONNX Runtime session called like a transformers model."""
+class GraphModel:
+    """An exported graph, run by some engine, called like a transformers model."""
 
-    def __init__(self, session: Any, has_pooler: bool) -> None:
-        self.session = session
+    def __init__(self, input_names: set[str], has_pooler: bool) -> None:
+        self.input_names = input_names
         self.has_pooler = has_pooler
-        self.input_names = {item.name for item in session.get_inputs()}
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The graph's outputs (last hidden state, then the pooler's) for ``feeds``."""
+        raise NotImplementedError
 
     def __call__(self, *, input_ids, attention_mask, token_type_ids=None, **_: Any):
         import torch
@@ -389,12 +392,23 @@ class OnnxModel:
             for name, tensor in feeds.items()
             if name in self.input_names
         }
-        outputs = self.session.run(None, feeds)
+        outputs = self.run(feeds)
         return SimpleNamespace(
             last_hidden_state=torch.from_numpy(outputs[0]),
             pooler_output=torch.from_numpy(outputs[1]) if self.has_pooler else None,
             hidden_states=None,
         )
+
+
+class OnnxModel(GraphModel):
+    """An ONNX Runtime session called like a transformers model."""
+
+    def __init__(self, session: Any, has_pooler: bool) -> None:
+        super().__init__({item.name for item in session.get_inputs()}, has_pooler)
+        self.session = session
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(None, feeds)
 
 
 def _session(path: Path) -> Any:
@@ -413,9 +427,17 @@ def _probe_batch(loaded: LoadedModel, texts: list[str]) -> dict[str, Any]:
     return collate(ids, loaded.tokenizer.pad_id, True, torch.device("cpu"))
 
 
-def _verify(onnx_model: OnnxModel, loaded: LoadedModel, path: Path) -> None:
+def _verify(
+    onnx_model: GraphModel,
+    loaded: LoadedModel,
+    path: Path,
+    *,
+    min_cosine: float | None = None,
+    what_differs: str = "The ONNX export",
+) -> None:
     """Refuse a graph that does not reproduce the torch model: float32 within
-    :data:`TOLERANCE` of it, int8 (an approximation) pointing the same way."""
+    :data:`TOLERANCE` of it, int8 (an approximation) pointing the same way;
+    ``min_cosine``: any graph checked as an approximation with that bound."""
     import torch
 
     batch = _probe_batch(loaded, _PROBE_TEXTS)
@@ -426,12 +448,14 @@ def _verify(onnx_model: OnnxModel, loaded: LoadedModel, path: Path) -> None:
     pairs = [(found.last_hidden_state, expected.last_hidden_state.float().cpu())]
     if loaded.info.has_pooler:
         pairs.append((found.pooler_output, expected.pooler_output.float().cpu()))
-    if path.name.endswith("int8.onnx"):
+    if min_cosine is None and path.name.endswith("int8.onnx"):
+        min_cosine = INT8_MIN_COSINE
+    if min_cosine is not None:
         weights = mask.unsqueeze(-1).float()
         mean = [(state * weights).sum(1) for state in pairs[0]]
         cosine = torch.nn.functional.cosine_similarity(*mean, dim=-1).min()
-        ok, what = float(cosine) >= INT8_MIN_COSINE, f"cosine {float(cosine):.3f}"
-        bound = f"< {INT8_MIN_COSINE}"
+        ok, what = float(cosine) >= min_cosine, f"cosine {float(cosine):.4f}"
+        bound = f"< {min_cosine}"
     else:
         diff = max(
             (a - b).abs()[mask].max() if a.dim() == 3 else (a - b).abs().max()
@@ -441,7 +465,7 @@ def _verify(onnx_model: OnnxModel, loaded: LoadedModel, path: Path) -> None:
         bound = f"> {TOLERANCE}"
     if not ok:
         raise RuntimeError(
-            f"The ONNX export differs from the torch model ({what} {bound}); "
+            f"{what_differs} differs from the torch model ({what} {bound}); "
             f"refusing to use it. Use backend='torch', or delete {str(path)!r} "
             "to export it again."
         )
@@ -464,17 +488,8 @@ def load_onnx(loaded: LoadedModel, *, quantize: bool) -> LoadedModel:
     import torch
 
     _import_onnxruntime()
-    folder = export_folder(loaded)
-    fused = folder / "model.onnx"
-    int8 = folder / "model-int8.onnx"
-    with file_lock(folder / "export.lock"):
-        if not fused.exists():
-            _export(loaded, fused)
-        if quantize and not int8.exists():
-            # int8 weights only from a float32 graph that was checked, and the
-            # int8 graph is checked too (loosely: int8 is an approximation)
-            _verify(_onnx_model(fused, loaded), loaded, fused)
-            _make_int8(fused, int8, loaded)
+    fused = exported_graph(loaded, quantize=quantize)
+    int8 = fused.with_name("model-int8.onnx")
     path = int8 if quantize else fused
     model = _onnx_model(path, loaded)
     _verify(model, loaded, path)  # every load: a damaged file is refused too
@@ -486,6 +501,31 @@ def load_onnx(loaded: LoadedModel, *, quantize: bool) -> LoadedModel:
         float32_state=None,
         backend=runner("onnx", quantize),
     )
+
+
+def verify(model: GraphModel, loaded: LoadedModel, path: Path, **bounds: Any) -> None:
+    """Check a graph run by another engine against the torch model ``loaded``
+    (the check of every ONNX Runtime load; ``bounds`` as :func:`_verify` takes)."""
+    _verify(model, loaded, path, **bounds)
+
+
+def exported_graph(loaded: LoadedModel, *, quantize: bool = False) -> Path:
+    """The fused float32 graph of ``loaded`` (a float32 CPU torch model),
+    exported now if it is not on disk yet; ``quantize``: its int8 twin too,
+    made (and checked) beside it."""
+    _import_onnxruntime()  # its optimizer fuses the graph
+    folder = export_folder(loaded)
+    fused = folder / "model.onnx"
+    int8 = folder / "model-int8.onnx"
+    with file_lock(folder / "export.lock"):
+        if not fused.exists():
+            _export(loaded, fused)
+        if quantize and not int8.exists():
+            # int8 weights only from a float32 graph that was checked, and the
+            # int8 graph is checked too (loosely: int8 is an approximation)
+            _verify(_onnx_model(fused, loaded), loaded, fused)
+            _make_int8(fused, int8, loaded)
+    return fused
 
 
 def _onnx_model(path: Path, loaded: LoadedModel) -> OnnxModel:

@@ -119,27 +119,34 @@ def _check_backend(
             "quantize=True needs backend='onnx' (int8 ONNX Runtime weights); "
             "set backend='onnx' or quantize=False."
         )
-    if params["backend"] != "onnx":
+    backend = params["backend"]
+    if backend == "torch":
         return
     refusal = onnx_refusal(info.model_type, info.model_class)
     if refusal is not None:
         raise ValueError(refusal)
     if layers != (info.n_hidden_states - 1,):
         raise ValueError(
-            f"backend='onnx' computes the last layer only; got layers="
+            f"backend={backend!r} computes the last layer only; got layers="
             f"{params['layers']!r}. Use layers=-1, or backend='torch' for other "
             "layers."
         )
-    if params["dtype"] not in ("float32", "auto"):
+    if backend == "onnx" and params["dtype"] not in ("float32", "auto"):
         raise ValueError(
             f"backend='onnx' runs in float32 (or int8 with quantize=True); got "
             f"dtype={params['dtype']!r}. Use dtype='float32', or backend='torch' "
             "for float16/bfloat16."
         )
+    if backend == "openvino" and params["dtype"] == "float16":
+        raise ValueError(
+            "backend='openvino' runs in float32 or bfloat16 on the CPU; got "
+            "dtype='float16'. Use dtype='float32', 'bfloat16' or 'auto', or "
+            "backend='torch' on a GPU."
+        )
     if params["device"] not in ("auto", "cpu"):
         raise ValueError(
-            f"backend='onnx' runs on the CPU; got device={params['device']!r}. Use "
-            "device='cpu' (or 'auto'), or backend='torch' on a GPU."
+            f"backend={backend!r} runs on the CPU; got device={params['device']!r}. "
+            "Use device='cpu' (or 'auto'), or backend='torch' on a GPU."
         )
 
 

@@ -50,10 +50,11 @@ _EXPORT = {"backend": "torch", "quantize": False, "dtype": "float32", "device": 
 
 
 def devices(params: dict[str, Any]) -> list[torch.device]:
-    """The torch devices the parameters run on: the CPU for ONNX Runtime."""
+    """The torch devices the parameters run on: the CPU for ONNX Runtime and
+    OpenVINO."""
     import torch
 
-    if params["backend"] == "onnx":  # device options are checked with the spec
+    if params["backend"] != "torch":  # device options are checked with the spec
         return [torch.device("cpu")]
     return resolve_devices(params["device"])
 

@@ -114,12 +114,16 @@ class BertCLSVectorizer(
         float16) on CUDA, bfloat16 on a CPU with bfloat16 arithmetic
         (AVX512-BF16 or AMX: 1.6x float32's speed on Zen 4, cosine 0.9999 to
         it), and float32 elsewhere. Pooling and output are float32.
-    backend : {"torch", "onnx"}, default="torch"
+    backend : {"torch", "onnx", "openvino"}, default="torch"
         ``"onnx"`` runs the model with ONNX Runtime on the CPU (``pip install
         "skbert[onnx]"``): exported once per checkpoint (cached under
         ``$SKBERT_HOME``, default ``~/.cache/skbert``), fused, and checked
         against torch (max difference 1e-4). Only the last layer
-        (``layers=-1``) and float32 are available.
+        (``layers=-1``) and float32 are available. ``"openvino"`` compiles
+        the same checked export with OpenVINO for the CPU (``pip install
+        "skbert[openvino]"``), in float32 (checked against torch, 1e-4) or,
+        with ``dtype="bfloat16"`` (or ``"auto"`` on a CPU with bfloat16
+        arithmetic), in bfloat16 (cosine to torch >= 0.999, checked).
     quantize : bool, default=False
         With ``backend="onnx"``, use int8 weights (per output channel): about
         twice as fast again, at a small accuracy cost (see the docs).
@@ -437,7 +441,7 @@ class BertCLSVectorizer(
         report = None
         if self.fine_tune is not None:
             handle, report = self._tune(handle, texts, codes, classes, device)
-        if self.backend == "onnx":  # export (once per checkpoint) and verify now
+        if self.backend != "torch":  # export (once per checkpoint) and verify now
             _ = FittedEncoder(handle, self.get_params(deep=False)).models
         self.model_ = handle
         if report is not None:

@@ -1,0 +1,109 @@
+"""OpenVINO backend: skbert's checked ONNX export, compiled by OpenVINO for the CPU.
+
+``backend="openvino"`` runs the same fused float32 graph that
+``backend="onnx"`` runs (exported once per model identity, checked against
+torch; :mod:`skbert._encoding.onnx`), read and compiled by OpenVINO's CPU
+plugin with an explicit inference precision: float32 (OpenVINO's own default
+is bfloat16 on a CPU that has it, so it is never left to choose), or bfloat16
+with ``dtype="bfloat16"`` (``"auto"`` on a CPU with bfloat16 arithmetic).
+Every compiled model is checked against torch before first use: float32
+within the ONNX tolerance, bfloat16 by the cosine of the mean-pooled states
+(:data:`BF16_MIN_COSINE`). The compiled model lives in this process only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._core.options import runner
+from .onnx import GraphModel, exported_graph, verify
+
+if TYPE_CHECKING:
+    import torch
+
+    from .._model.checkpoint import LoadedModel
+
+__all__ = ["BF16_MIN_COSINE", "OpenVinoModel", "load_openvino"]
+
+#: Smallest cosine to torch's float32 mean-pooled states accepted for the
+#: bfloat16 model (the bound ``dtype="auto"`` keeps on the torch path).
+BF16_MIN_COSINE = 0.999
+
+
+def _import_openvino() -> Any:
+    try:
+        import openvino
+    except ImportError as exc:
+        raise ImportError(
+            "backend='openvino' needs OpenVINO: pip install 'skbert[openvino]' "
+            "(or pip install openvino), or use backend='onnx' or 'torch'."
+        ) from exc
+    return openvino
+
+
+class OpenVinoModel(GraphModel):
+    """An OpenVINO compiled model called like a transformers model.
+
+    One inference request, used by one thread at a time (the registry shares
+    a loaded model between the clones and threads of a process).
+    """
+
+    def __init__(self, compiled: Any, has_pooler: bool) -> None:
+        names = {port.get_any_name() for port in compiled.inputs}
+        super().__init__(names, has_pooler)
+        self.compiled = compiled
+        self._outputs = list(compiled.outputs)
+        self._request = compiled.create_infer_request()
+        self._lock = threading.Lock()
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        with self._lock:
+            result = self._request.infer(feeds)
+            # copies: the request reuses its output buffers on the next call
+            return [np.array(result[port], dtype=np.float32) for port in self._outputs]
+
+
+def _precision(dtype: torch.dtype) -> str:
+    import torch
+
+    return "bf16" if dtype == torch.bfloat16 else "f32"
+
+
+def load_openvino(loaded: LoadedModel, *, dtype: torch.dtype) -> LoadedModel:
+    """The OpenVINO twin of ``loaded`` (a float32 CPU torch model), computing
+    in ``dtype`` (float32 or bfloat16)."""
+    import torch
+
+    openvino = _import_openvino()
+    graph = exported_graph(loaded)
+    core = openvino.Core()
+    precision = _precision(dtype)
+    compiled = core.compile_model(
+        core.read_model(str(graph)),
+        "CPU",
+        {
+            "INFERENCE_PRECISION_HINT": precision,
+            "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+            "PERFORMANCE_HINT": "LATENCY",
+        },
+    )
+    model = OpenVinoModel(compiled, loaded.info.has_pooler)
+    verify(
+        model,
+        loaded,
+        graph,
+        min_cosine=BF16_MIN_COSINE if precision == "bf16" else None,
+        what_differs=f"OpenVINO's {precision} compilation of the ONNX export",
+    )
+    return dataclasses.replace(
+        loaded,
+        model=model,
+        device=torch.device("cpu"),
+        dtype=dtype,
+        float32_state=None,
+        backend=runner("openvino"),
+    )

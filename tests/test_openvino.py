@@ -1,0 +1,104 @@
+"""backend="openvino": skbert's checked ONNX export compiled by OpenVINO.
+
+Expected vectors come from transformers' own BertModel run on each text alone
+(``tiny_oracle``); float32 must match it as the ONNX Runtime backend does,
+bfloat16 by cosine.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+
+import numpy as np
+import pytest
+from helpers import POOLINGS, vectorizer
+
+import skbert
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("openvino")
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKBERT_HOME", str(tmp_path / "home"))
+    skbert.clear_model_cache()
+    yield tmp_path / "home"
+    skbert.clear_model_cache()
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_float32_matches_transformers(
+    tiny_model_dir, tiny_oracle, texts, home, pooling
+):
+    # OpenVINO's own default on a CPU with bfloat16 arithmetic is bfloat16; the
+    # float32 backend must not be left to it.
+    found = vectorizer(tiny_model_dir, pooling=pooling, backend="openvino")
+    found = found.fit_transform(texts)
+    assert found.dtype == np.float32
+    np.testing.assert_allclose(
+        found, tiny_oracle.vectors(texts, pooling), rtol=0, atol=1e-4
+    )
+
+
+def test_bfloat16_points_where_float32_does(tiny_model_dir, tiny_oracle, texts, home):
+    found = vectorizer(
+        tiny_model_dir, pooling="mean", backend="openvino", dtype="bfloat16"
+    ).fit_transform(texts)
+    assert cosine(found, tiny_oracle.vectors(texts, "mean")).min() >= 0.999
+
+
+def test_openvino_vectors_are_not_served_to_torch(tiny_model_dir, texts, home):
+    vectorizer(
+        tiny_model_dir, backend="openvino", dtype="bfloat16", cache="auto"
+    ).fit_transform(texts)
+    from_cache = vectorizer(tiny_model_dir, cache="auto").fit_transform(texts)
+    np.testing.assert_array_equal(
+        from_cache, vectorizer(tiny_model_dir).fit_transform(texts)
+    )
+
+
+def test_a_pickle_runs_openvino_again(tiny_model_dir, tiny_oracle, texts, home):
+    fitted = vectorizer(tiny_model_dir, pooling="mean", backend="openvino").fit(texts)
+    skbert.clear_model_cache()
+    again = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_allclose(
+        again.transform(texts), tiny_oracle.vectors(texts, "mean"), rtol=0, atol=1e-4
+    )
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"layers": 1}, "backend='openvino' computes the last layer only"),
+        ({"dtype": "float16"}, "float32 or bfloat16"),
+        ({"device": "cuda"}, "backend='openvino' runs on the CPU"),
+        ({"quantize": True}, "needs backend='onnx'"),
+    ],
+)
+def test_unsupported_options_are_refused(tiny_model_dir, home, params, message):
+    with pytest.raises(ValueError, match=message):
+        vectorizer(tiny_model_dir, backend="openvino", **params).fit(["a"])
+
+
+def test_without_openvino_the_error_says_what_to_install(
+    tiny_model_dir, home, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import fails
+    with pytest.raises(ImportError, match=r"pip install 'skbert\[openvino\]'"):
+        vectorizer(tiny_model_dir, backend="openvino").fit(["a"])
+
+
+def test_a_compilation_that_differs_from_torch_is_refused(
+    tiny_model_dir, home, monkeypatch
+):
+    import skbert._encoding.openvino as _openvino
+
+    monkeypatch.setattr(_openvino, "BF16_MIN_COSINE", 1.01)  # nothing passes
+    with pytest.raises(RuntimeError, match="OpenVINO's bf16 compilation"):
+        vectorizer(tiny_model_dir, backend="openvino", dtype="bfloat16").fit(["a"])
