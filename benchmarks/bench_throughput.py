@@ -13,18 +13,28 @@ the CPU time, over the peak FLOP/s of the cores used (``--peak-gflops``, else
 measured: the float32 rate of a large matrix product on one thread in ONNX
 Runtime, times the cores; without ONNX Runtime, cores x clock x fp32 FLOP per
 cycle: 64 with two 512-bit FMA pipes, as AMD Zen 5 and Intel's AVX-512 server
-cores have, else 32).
+cores have, else 32). Rows with int8 in their name also get the fraction of
+the int8 peak (``--peak-int8-gops``, else measured the same way on ONNX
+Runtime's dynamically quantized int8 matrix product).
+
+``--peers`` adds other fast engines, built outside the timing from the same
+checkpoint (exports cached in ``--peer-cache``): sentence-transformers' ONNX
+and OpenVINO backends, their optimized and int8 variants, and fastembed
+(``benchmarks/_peers.py`` says what each row is; they need their packages,
+see there).
 
 Usage::
 
     HF_HUB_OFFLINE=1 python benchmarks/bench_throughput.py
     HF_HUB_OFFLINE=1 python benchmarks/bench_throughput.py --device cuda \\
         --dtype bfloat16 --model-size base --max-length 512 --n 20000
+    HF_HUB_OFFLINE=1 python benchmarks/bench_throughput.py --peers all
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import platform
 import statistics
 import tempfile
@@ -36,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import default_model, load_texts, read_tsv
+from _peers import LEVELS, parse_peers, peer_contenders, peer_versions
 
 
 def read_texts(path: str, n: int, seed: int = 0) -> list[str]:
@@ -209,8 +220,31 @@ def contenders(args, model_path: str) -> dict[str, Callable[[list[str]], np.ndar
             max_batch_tokens=args.max_batch_tokens
         )
     if args.onnx and args.device == "cpu":
-        runs["skbert onnx"] = skbert_run(backend="onnx")
-        runs["skbert onnx int8"] = skbert_run(backend="onnx", quantize=True)
+        runs["skbert onnx"] = skbert_run(backend="onnx", dtype="float32")
+        runs["skbert onnx int8"] = skbert_run(
+            backend="onnx", quantize=True, dtype="float32"
+        )
+        if importlib.util.find_spec("openvino") is not None:
+            runs["skbert openvino"] = skbert_run(backend="openvino", dtype="float32")
+            runs["skbert openvino bf16"] = skbert_run(
+                backend="openvino", dtype="bfloat16"
+            )
+    if args.peers:
+        runs.update(
+            peer_contenders(
+                args.peers,
+                model_path,
+                cache=Path(args.peer_cache),
+                max_length=args.max_length,
+                batch_size=args.batch_size,
+                levels=args.peer_levels,
+                int8_config=args.peer_int8_config,
+                calibration_data=args.peer_calibration_data,
+                calibration_samples=args.peer_calibration_samples,
+                notes=args.peer_notes,
+                failures=args.peer_failures,
+            )
+        )
     return runs
 
 
@@ -273,26 +307,66 @@ def measured_peak_gflops(cores: int, size: int = 2048) -> float | None:
     best float32 kernels reach, a physical bound for any float32 engine
     (``None`` without ONNX Runtime)."""
     try:
-        import onnxruntime as ort
-        from onnx import TensorProto, helper, numpy_helper
+        from onnx import helper, numpy_helper
     except ImportError:
         return None
     rng = np.random.default_rng(0)
     weight = rng.standard_normal((size, size), dtype=np.float32)
-    x = rng.standard_normal((size, size), dtype=np.float32)
+    node = helper.make_node("MatMul", ["x", "w"], ["y"])
+    return _matmul_peak(cores, size, node, [numpy_helper.from_array(weight, "w")])
+
+
+def measured_int8_peak_gops(cores: int, size: int = 2048) -> float | None:
+    """cores x the int8 GOP/s (multiply-adds count 2) of a ``size``-cubed
+    ``DynamicQuantizeMatMul`` on one thread in ONNX Runtime, the best of 7
+    runs. That is the kernel a dynamically quantized model runs: ONNX
+    Runtime's quantizer (skbert's ``quantize=True``, sentence-transformers'
+    ``export_dynamic_quantized_onnx_model``) writes DynamicQuantizeLinear +
+    MatMulInteger for each MatMul with a constant weight, which the session
+    fuses into this op: float32 activations quantized to uint8 on the fly
+    (``size``-squared work, negligible) times int8 weights (u8 x s8, on the
+    VNNI or AMX instructions where the CPU has them). ``None`` without ONNX
+    Runtime."""
+    try:
+        from onnx import helper, numpy_helper
+    except ImportError:
+        return None
+    rng = np.random.default_rng(0)
+    weight = rng.integers(-127, 128, (size, size), dtype=np.int8)
+    scale = np.full(size, 0.01, dtype=np.float32)
+    node = helper.make_node(
+        "DynamicQuantizeMatMul", ["x", "w", "scale"], ["y"], domain="com.microsoft"
+    )
+    initializers = [
+        numpy_helper.from_array(weight, "w"),
+        numpy_helper.from_array(scale, "scale"),
+    ]
+    return _matmul_peak(cores, size, node, initializers)
+
+
+def _matmul_peak(cores: int, size: int, node, initializers: list) -> float | None:
+    """cores x 2 size^3 over the best of 7 single-thread runs of ``node``,
+    a float32 ``x`` (size x size) times its constant ``initializers``."""
+    try:
+        import onnxruntime as ort
+        from onnx import TensorProto, helper
+    except ImportError:
+        return None
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        [node],
         "peak",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [size, size])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [size, size])],
-        [numpy_helper.from_array(weight, "w")],
+        initializers,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(
         model.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
+    x = np.random.default_rng(1).standard_normal((size, size), dtype=np.float32)
     session.run(None, {"x": x})
     best = min(_timed(lambda: session.run(None, {"x": x})) for _ in range(7))
     return cores * 2 * size**3 / best / 1e9
@@ -347,7 +421,59 @@ def main() -> None:
         help="the cores' peak fp32 GFLOP/s (default: measured, see "
         "measured_peak_gflops; else estimated from the clock)",
     )
+    parser.add_argument(
+        "--peak-int8-gops",
+        type=float,
+        default=None,
+        help="the cores' peak int8 GOP/s, for the int8 rows (default: measured, "
+        "see measured_int8_peak_gops)",
+    )
+    parser.add_argument(
+        "--peers",
+        type=parse_peers,
+        default=[],
+        help="comma-separated peer engines to add, or 'all': st-onnx, "
+        "st-onnx-int8, st-openvino, st-openvino-int8, fastembed (CPU only; "
+        "see benchmarks/_peers.py)",
+    )
+    parser.add_argument(
+        "--peer-cache",
+        default=str(Path(tempfile.gettempdir()) / "peers-export"),
+        help="where the peers' exports are written once and reused",
+    )
+    parser.add_argument(
+        "--peer-levels",
+        type=lambda text: [level for level in text.split(",") if level],
+        default=["O1", "O2", "O3"],
+        help=f"st-onnx: the optimization levels to add as rows, of {','.join(LEVELS)} "
+        "('' for none; O4 is float16, made for GPUs)",
+    )
+    parser.add_argument(
+        "--peer-int8-config",
+        default="avx512_vnni",
+        choices=["arm64", "avx2", "avx512", "avx512_vnni"],
+        help="st-onnx-int8: the dynamic quantization configuration",
+    )
+    parser.add_argument(
+        "--peer-calibration-data",
+        default="../shared/data/sst2_train.tsv",
+        help="st-openvino-int8: the text<TAB>label file to calibrate on (the "
+        "default holds the SST-2 sentences sentence-transformers calibrates on)",
+    )
+    parser.add_argument(
+        "--peer-calibration-samples",
+        type=int,
+        default=300,
+        help="st-openvino-int8: the number of calibration texts (optimum-intel's "
+        "default: 300)",
+    )
     args = parser.parse_args()
+    unknown = set(args.peer_levels) - set(LEVELS)
+    if unknown:
+        parser.error(f"--peer-levels: unknown {', '.join(sorted(unknown))}")
+    if args.peers and args.device != "cpu":
+        parser.error("--peers runs on the CPU only")
+    args.peer_notes, args.peer_failures = [], []
 
     import torch
 
@@ -377,6 +503,8 @@ def main() -> None:
             )
         )
     )
+    if args.peers:
+        print(f"peer versions: {peer_versions()}")
     print(
         f"model: {model_path}\ntexts: {len(texts)} from {args.data}, max_length "
         f"{args.max_length}, batch {args.batch_size}, dtype {args.dtype}"
@@ -392,6 +520,13 @@ def main() -> None:
         f"peak: {peak_gflops:.0f} GFLOP/s ({how}; the clock's estimate is "
         f"{estimated_peak_gflops(cores):.0f})"
     )
+    peak_int8 = args.peak_int8_gops or measured_int8_peak_gops(cores)
+    if peak_int8:
+        how = "given" if args.peak_int8_gops else "measured"
+        print(
+            f"int8 peak: {peak_int8:.0f} GOP/s ({how}; {peak_int8 / peak_gflops:.1f}x "
+            "the float32 peak)"
+        )
     print(f"model work: {work / 1e9:.1f} GFLOP for the texts")
     times: dict[str, list[float]] = {name: [] for name in runs}
     cpu: dict[str, list[float]] = {name: [] for name in runs}
@@ -418,9 +553,10 @@ def main() -> None:
     reference = outputs["sentence-transformers"]
     base = statistics.median(times["sentence-transformers"])
     base_cpu = statistics.median(cpu["sentence-transformers"])
+    width = max(26, *(len(name) for name in runs))
     print(
-        f"\n{'contender':26} {'texts/s':>8} {'vs ST':>7} {'(range)':>13} "
-        f"{'CPU vs ST':>10} {'(range)':>13} {'% peak':>7} "
+        f"\n{'contender':{width}} {'texts/s':>8} {'vs ST':>7} {'(range)':>13} "
+        f"{'CPU vs ST':>10} {'(range)':>13} {'% peak':>7} {'% i8pk':>7} "
         f"{'max|diff|':>10} {'min cos':>8} {'peak RSS+':>10}"
     )
     for name in runs:
@@ -431,11 +567,15 @@ def main() -> None:
         )
         median_cpu = statistics.median(cpu[name])
         core_flops = peak_gflops * 1e9 / torch.get_num_threads()
+        int8_fraction = ""
+        if peak_int8 and "int8" in name:
+            core_ops = peak_int8 * 1e9 / torch.get_num_threads()
+            int8_fraction = f"{100 * work / median_cpu / core_ops:6.1f}%"
         print(
-            f"{name:26} {len(texts) / median:8.0f} {base / median:6.2f}x "
+            f"{name:{width}} {len(texts) / median:8.0f} {base / median:6.2f}x "
             f"{spread(times, name):>13} "
             f"{base_cpu / median_cpu:9.2f}x {spread(cpu, name):>13} "
-            f"{100 * work / median_cpu / core_flops:6.1f}% "
+            f"{100 * work / median_cpu / core_flops:6.1f}% {int8_fraction:>7} "
             f"{np.abs(out - reference).max():10.2e} {cosine.min():8.4f} "
             f"{peaks[name]:8.0f} MiB"
         )
@@ -443,8 +583,14 @@ def main() -> None:
         "(vs ST: ratio of median wall-clock times; CPU vs ST: ratio of median "
         "process CPU times, steadier when other jobs share the machine; (range): "
         "the lowest and highest ratio of a round to the same round's ST; % peak: "
-        "model FLOP / process CPU s over one core's peak)"
+        "model FLOP / process CPU s over one core's peak; % i8pk: the same over "
+        "one core's int8 peak, for int8 rows; min cos: lowest cosine to "
+        "sentence-transformers' vectors)"
     )
+    for note in args.peer_notes:
+        print(f"peer: {note}")
+    for failure in args.peer_failures:
+        print(f"peer left out: {failure}")
     if any(busy.values()):
         print(
             "GPU utilisation (mean of NVML samples while running): "

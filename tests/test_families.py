@@ -171,6 +171,31 @@ def test_a_masked_lm_checkpoint_is_refused_the_pooler_naming_its_class(
     assert "BertForMaskedLM" not in message or name == "bert"
 
 
+def assert_graph_equals_torch(
+    folder, backend: str, poolings: tuple[str, ...], mixed_pooling: str
+) -> None:
+    """``backend`` gives torch's vectors (1e-4) on ``poolings``, and on texts of
+    every length up to the limit in one call (batches of mixed lengths: a graph
+    traced at one length must not have kept it)."""
+    for pooling in poolings:
+        np.testing.assert_allclose(
+            encode(folder, pooling=pooling, backend=backend),
+            encode(folder, pooling=pooling),
+            atol=1e-4,
+            rtol=0,
+        )
+    lengths = [" ".join(["film"] * n) for n in (1, 3, 7, 9, 17, 33, 61, 70)]
+    with pytest.warns(skbert.TruncationWarning):  # the last is cut, on both
+        found = vectorizer(
+            folder, pooling=mixed_pooling, backend=backend, batch_size=3
+        ).fit(TEXTS)
+        found = found.transform(lengths)
+    with pytest.warns(skbert.TruncationWarning):
+        on_torch = vectorizer(folder, pooling=mixed_pooling).fit(TEXTS)
+        on_torch = on_torch.transform(lengths)
+    np.testing.assert_allclose(found, on_torch, atol=1e-4, rtol=0)
+
+
 @pytest.mark.parametrize("name", sorted(ONNX))
 def test_openvino_equals_torch(family_dirs, name, tmp_path, monkeypatch):
     # backend="openvino" compiles the same export: float32 within the ONNX
@@ -181,20 +206,7 @@ def test_openvino_equals_torch(family_dirs, name, tmp_path, monkeypatch):
         pytest.skip("exported with transformers 5.25 or newer only")
     monkeypatch.setenv("SKBERT_HOME", str(tmp_path))
     folder = family_dirs[name, False]
-    for pooling in ("cls", "mean"):
-        np.testing.assert_allclose(
-            encode(folder, pooling=pooling, backend="openvino"),
-            encode(folder, pooling=pooling),
-            atol=1e-4,
-            rtol=0,
-        )
-    lengths = [" ".join(["film"] * n) for n in (1, 3, 7, 9, 17, 33, 61, 70)]
-    with pytest.warns(skbert.TruncationWarning):
-        found = vectorizer(folder, pooling="max", backend="openvino", batch_size=3)
-        found = found.fit(TEXTS).transform(lengths)
-    with pytest.warns(skbert.TruncationWarning):
-        on_torch = vectorizer(folder, pooling="max").fit(TEXTS).transform(lengths)
-    np.testing.assert_allclose(found, on_torch, atol=1e-4, rtol=0)
+    assert_graph_equals_torch(folder, "openvino", ("cls", "mean"), "max")
 
 
 @pytest.mark.parametrize("name", sorted(ENCODERS))
@@ -212,22 +224,7 @@ def test_onnx_equals_torch_or_is_refused_clearly(
         with pytest.raises(ValueError, match="transformers 5.25 or newer"):
             vectorizer(folder, backend="onnx").fit(TEXTS)
         return
-    for pooling in ("cls", "mean", "max"):
-        np.testing.assert_allclose(
-            encode(folder, pooling=pooling, backend="onnx"),
-            encode(folder, pooling=pooling),
-            atol=1e-4,
-            rtol=0,
-        )
-    # every length up to the limit, in one call (batches of mixed lengths): a
-    # graph traced at one length must not have kept it
-    lengths = [" ".join(["film"] * n) for n in (1, 3, 7, 9, 17, 33, 61, 70)]
-    with pytest.warns(skbert.TruncationWarning):  # the last is cut, on both
-        on_onnx = vectorizer(folder, pooling="mean", backend="onnx", batch_size=3)
-        on_onnx = on_onnx.fit(TEXTS).transform(lengths)
-    with pytest.warns(skbert.TruncationWarning):
-        on_torch = vectorizer(folder, pooling="mean").fit(TEXTS).transform(lengths)
-    np.testing.assert_allclose(on_onnx, on_torch, atol=1e-4, rtol=0)
+    assert_graph_equals_torch(folder, "onnx", ("cls", "mean", "max"), "mean")
     torch_mean = encode(folder, pooling="mean")
     int8 = encode(folder, pooling="mean", backend="onnx", quantize=True)
     cosine = np.sum(int8 * torch_mean, 1) / (
