@@ -2,7 +2,8 @@
 
 Oracles: the same fitted estimator's in-process ``transform``/``predict`` on
 the same texts, and counters installed in each worker process that record
-every model load (``skbert._encoding.models.load_folder``), every unpickled model
+every model load (``load_folder``, where a fit and a fitted handle call it), every
+unpickled model
 handle and every partition that reached the encoder.
 """
 
@@ -72,7 +73,9 @@ def _worker_probes():
             counts["texts"] += len(texts)
             return encode(texts, *args, **kwargs)
 
+        # a fit reads a folder in models, a fitted handle its checkpoint in handle
         skbert._encoding.models.load_folder = counting_load_folder
+        skbert._model.handle.load_folder = counting_load_folder
         skbert._model.handle.ModelHandle.__setstate__ = counting_setstate
         skbert._encoding.encode.encode = counting_encode
         skbert._model.handle._probe_counts = counts

@@ -13,6 +13,7 @@ from sklearn.pipeline import Pipeline
 
 import skbert
 import skbert._encoding.models
+import skbert._model.handle
 
 
 @pytest.fixture
@@ -26,8 +27,10 @@ def load_calls(monkeypatch):
         calls.append(os.path.realpath(folder))
         return original(folder, **kwargs)
 
-    # _models imports load_folder by name: patch the name it calls.
+    # Imported by name where it is called: a fit reads a folder in
+    # _encoding.models, a fitted handle its checkpoint in _model.handle.
     monkeypatch.setattr(skbert._encoding.models, "load_folder", counting_load_folder)
+    monkeypatch.setattr(skbert._model.handle, "load_folder", counting_load_folder)
     yield calls
     skbert.clear_model_cache()
 

@@ -36,6 +36,7 @@ def vectorize_class():
             import collections
 
             import skbert._encoding.models
+            import skbert._model.handle
 
             self.estimator = estimator  # unpickled once per actor
             self.loads = collections.Counter()
@@ -45,7 +46,10 @@ def vectorize_class():
                 self.loads["model"] += 1
                 return load_folder(*args, **kwargs)
 
+            # a fit reads a folder in models, a fitted handle its checkpoint
+            # in handle (ModelHandle.read_checked)
             skbert._encoding.models.load_folder = counting_load_folder
+            skbert._model.handle.load_folder = counting_load_folder
 
         def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             vectors = self.estimator.transform(batch["text"])
