@@ -196,6 +196,11 @@ def assert_graph_equals_torch(
     np.testing.assert_allclose(found, on_torch, atol=1e-4, rtol=0)
 
 
+#: Families whose export under transformers < 5.25 holds an If node of dynamic
+#: rank, which OpenVINO's CPU plugin cannot compile (seen with 5.4.0).
+OPENVINO_NEEDS_NEWER_TRANSFORMERS = {"deberta-v2"}
+
+
 @pytest.mark.parametrize("name", sorted(ONNX))
 def test_openvino_equals_torch(family_dirs, name, tmp_path, monkeypatch):
     # backend="openvino" compiles the same export: float32 within the ONNX
@@ -206,6 +211,10 @@ def test_openvino_equals_torch(family_dirs, name, tmp_path, monkeypatch):
         pytest.skip("exported with transformers 5.25 or newer only")
     monkeypatch.setenv("SKBERT_HOME", str(tmp_path))
     folder = family_dirs[name, False]
+    if name in OPENVINO_NEEDS_NEWER_TRANSFORMERS and OLD_TRANSFORMERS:
+        with pytest.raises(RuntimeError, match="OpenVINO cannot compile"):
+            vectorizer(folder, backend="openvino").fit(TEXTS)
+        return
     assert_graph_equals_torch(folder, "openvino", ("cls", "mean"), "max")
 
 

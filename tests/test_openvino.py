@@ -102,3 +102,22 @@ def test_a_compilation_that_differs_from_torch_is_refused(
     monkeypatch.setattr(_openvino, "BF16_MIN_COSINE", 1.01)  # nothing passes
     with pytest.raises(RuntimeError, match="OpenVINO's bf16 compilation"):
         vectorizer(tiny_model_dir, backend="openvino", dtype="bfloat16").fit(["a"])
+
+
+def test_what_openvino_cannot_compile_is_refused_naming_it(
+    tiny_model_dir, home, monkeypatch
+):
+    # Seen with transformers 5.4.0's DeBERTa-v2 export: an If node of dynamic rank.
+    import skbert._encoding.openvino as _openvino
+
+    def cannot(*args, **kwargs):
+        raise RuntimeError(
+            "Exception from src/inference/src/cpp/core.cpp:117:\n"
+            "Unexpected: CPU plug-in doesn't support If operation with dynamic rank."
+        )
+
+    monkeypatch.setattr(_openvino, "_compile", cannot)
+    with pytest.raises(RuntimeError, match="OpenVINO cannot compile") as raised:
+        vectorizer(tiny_model_dir, backend="openvino").fit(["a"])
+    assert "If operation with dynamic rank" in str(raised.value)
+    assert "backend='onnx'" in str(raised.value)

@@ -73,6 +73,12 @@ def _precision(dtype: torch.dtype) -> str:
     return "bf16" if dtype == torch.bfloat16 else "f32"
 
 
+def _compile(openvino: Any, graph: Any, config: dict[str, Any]) -> Any:
+    """``graph`` (an ONNX file) read and compiled for the CPU with ``config``."""
+    core = openvino.Core()
+    return core.compile_model(core.read_model(str(graph)), "CPU", config)
+
+
 def load_openvino(loaded: LoadedModel, *, dtype: torch.dtype) -> LoadedModel:
     """The OpenVINO twin of ``loaded`` (a float32 CPU torch model), computing
     in ``dtype`` (float32 or bfloat16)."""
@@ -80,17 +86,21 @@ def load_openvino(loaded: LoadedModel, *, dtype: torch.dtype) -> LoadedModel:
 
     openvino = _import_openvino()
     graph = exported_graph(loaded)
-    core = openvino.Core()
     precision = _precision(dtype)
-    compiled = core.compile_model(
-        core.read_model(str(graph)),
-        "CPU",
-        {
-            "INFERENCE_PRECISION_HINT": precision,
-            "INFERENCE_NUM_THREADS": torch.get_num_threads(),
-            "PERFORMANCE_HINT": "LATENCY",
-        },
-    )
+    config = {
+        "INFERENCE_PRECISION_HINT": precision,
+        "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+        "PERFORMANCE_HINT": "LATENCY",
+    }
+    try:
+        compiled = _compile(openvino, graph, config)
+    except RuntimeError as exc:  # OpenVINO reports what it cannot run this way
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else exc
+        raise RuntimeError(
+            f"OpenVINO cannot compile the ONNX export of this {loaded.info.model_type} "
+            f"checkpoint ({reason}). Use backend='onnx' (the same graph on ONNX "
+            "Runtime) or backend='torch'."
+        ) from exc
     model = OpenVinoModel(compiled, loaded.info.has_pooler)
     verify(
         model,
