@@ -94,14 +94,14 @@ def test_int8_keeps_in_float32_the_products_it_cannot_carry(
 def test_int8_that_no_plan_makes_close_is_refused(
     tiny_model_dir, texts, onnx_home, monkeypatch
 ):
-    verify = skbert._encoding.onnx._verify
+    verify = skbert._encoding.onnx.verify
 
     def int8_never_close(model, loaded, path):
         if path.name.endswith("int8.onnx"):
             raise RuntimeError("The ONNX export differs from the torch model (0.5)")
         verify(model, loaded, path)
 
-    monkeypatch.setattr(skbert._encoding.onnx, "_verify", int8_never_close)
+    monkeypatch.setattr(skbert._encoding.onnx, "verify", int8_never_close)
     estimator = vectorizer(tiny_model_dir, backend="onnx", quantize=True)
     with pytest.raises(RuntimeError, match="differs from the torch model"):
         estimator.fit(texts)

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .._core.options import BACKENDS
 from .._encoding.models import running_model
 from .._encoding.spec import auto_fallback, available_poolings, pooler_usable
 from .._model.device import resolve_device, resolve_dtype
@@ -121,11 +122,8 @@ def describe(
         "poolings": list(available_poolings(handle.info)),
         "recipe": _recipe(handle.info),
         "backends": ["torch"]
-        + (
-            []
-            if onnx_refusal(handle.info.model_type, handle.info.model_class)
-            else ["onnx", "openvino"]
-        ),
+        if onnx_refusal(handle.info.model_type, handle.info.model_class)
+        else list(BACKENDS),  # the others run the ONNX export
         "layers": f"0..{n_layers} or -{n_layers + 1}..-1 (0 = embeddings, "
         f"{n_layers} or -1 = last layer)",
     }

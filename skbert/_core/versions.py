@@ -84,6 +84,14 @@ def installed_versions() -> dict[str, str | None]:
     return {package: _version(package) for package in PACKAGES}
 
 
+def _versions_of(packages: Iterable[str]) -> dict[str, str | None]:
+    """The installed version of each of ``packages``: as :func:`installed_versions`
+    records it, for the packages beyond :data:`PACKAGES` (OpenVINO) from their
+    metadata."""
+    recorded = installed_versions()
+    return {p: recorded[p] if p in recorded else _version(p) for p in packages}
+
+
 def relevant_packages(backend: str) -> tuple[str, ...]:
     """The packages whose versions decide vectors computed by ``backend``."""
     graph = ("onnxruntime",) if runs_exported_graph(backend) else ()  # it fuses it
@@ -93,11 +101,8 @@ def relevant_packages(backend: str) -> tuple[str, ...]:
 def compute_stamp(backend: str, dtype: str) -> str:
     """How vectors are computed: backend, precision and library versions, and
     for ONNX the version of the export recipe that wrote the graph."""
-    versions = installed_versions()
-    parts = [
-        f"{name}={versions[name] if name in versions else _version(name)}"
-        for name in relevant_packages(backend)
-    ]
+    versions = _versions_of(relevant_packages(backend))
+    parts = [f"{name}={version}" for name, version in versions.items()]
     if runs_exported_graph(backend):
         parts.append(f"export={ONNX_EXPORT_VERSION}")
     return "/".join([backend, dtype, *parts])
@@ -110,9 +115,8 @@ def warn_about_changes(
 ) -> None:
     """Warn at the user's line, naming both versions, for each of ``packages``
     whose version differs from the one ``recorded`` (a pickle's, an artefact's)."""
-    now = installed_versions()
-    for package in packages:
-        current = now[package] if package in now else _version(package)
+    now = _versions_of(packages)
+    for package, current in now.items():
         if package in recorded and recorded[package] != current:
             warnings.warn(
                 warning(package, recorded[package], current),

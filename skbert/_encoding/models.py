@@ -40,7 +40,7 @@ def fit_handle(
     """Load ``source`` (or reuse it from the registry) and make its handle.
 
     ``defer``: where this process has not loaded the folder but its session
-    knows what the folder, unchanged, holds (:mod:`skbert._model.known`),
+    knows what the folder, unchanged, holds (:mod:`skbert._encoding.known`),
     make the handle from that and read no weights until a forward pass needs
     them.
     """
@@ -109,34 +109,28 @@ def running_model(
     if kept is not None:
         return kept
     if backend == "torch":
-        loaded = _registry.obtain(
-            digest=handle.identity.digest,
-            folder=None,
-            device=device,
-            dtype=dtype,
-            load=lambda: handle.read_checked(device, dtype),
-        )
-    else:  # made from the float32 CPU torch model
-        import torch
+        return handle.torch_model_on(device, dtype)
+    # the others are made from the float32 CPU torch model
+    import torch
 
-        base = running_model(handle, device, torch.float32)
-        if on_openvino(backend):
-            from .openvino import load_openvino
+    base = handle.torch_model_on(device, torch.float32)
+    if on_openvino(backend):
+        from .openvino import load_openvino
 
-            def load() -> LoadedModel:
-                return load_openvino(base, dtype=dtype)
-        else:
-            from .onnx import load_onnx
+        def load() -> LoadedModel:
+            return load_openvino(base, dtype=dtype)
+    else:
+        from .onnx import load_onnx
 
-            def load() -> LoadedModel:
-                return load_onnx(base, quantize=quantize)
+        def load() -> LoadedModel:
+            return load_onnx(base, quantize=quantize)
 
-        loaded = _registry.obtain(
-            digest=handle.identity.digest,
-            folder=None,
-            device=device,
-            dtype=dtype,
-            backend=backend,
-            load=load,
-        )
+    loaded = _registry.obtain(
+        digest=handle.identity.digest,
+        folder=None,
+        device=device,
+        dtype=dtype,
+        backend=backend,
+        load=load,
+    )
     return handle.remember(loaded)

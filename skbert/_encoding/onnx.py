@@ -337,7 +337,7 @@ def _make_int8(fused: Path, target: Path, loaded: LoadedModel) -> None:
     for exclude in ([], down, down + up):
         _quantize(fused, target, exclude)
         try:
-            _verify(_onnx_model(target, loaded), loaded, target)
+            verify(_onnx_model(target, loaded), loaded, target)
             return
         except RuntimeError as error:
             failures.append(error)
@@ -427,7 +427,7 @@ def _probe_batch(loaded: LoadedModel, texts: list[str]) -> dict[str, Any]:
     return collate(ids, loaded.tokenizer.pad_id, True, torch.device("cpu"))
 
 
-def _verify(
+def verify(
     onnx_model: GraphModel,
     loaded: LoadedModel,
     path: Path,
@@ -492,7 +492,7 @@ def load_onnx(loaded: LoadedModel, *, quantize: bool) -> LoadedModel:
     int8 = fused.with_name("model-int8.onnx")
     path = int8 if quantize else fused
     model = _onnx_model(path, loaded)
-    _verify(model, loaded, path)  # every load: a damaged file is refused too
+    verify(model, loaded, path)  # every load: a damaged file is refused too
     return dataclasses.replace(
         loaded,
         model=model,
@@ -501,12 +501,6 @@ def load_onnx(loaded: LoadedModel, *, quantize: bool) -> LoadedModel:
         float32_state=None,
         backend=runner("onnx", quantize),
     )
-
-
-def verify(model: GraphModel, loaded: LoadedModel, path: Path, **bounds: Any) -> None:
-    """Check a graph run by another engine against the torch model ``loaded``
-    (the check of every ONNX Runtime load; ``bounds`` as :func:`_verify` takes)."""
-    _verify(model, loaded, path, **bounds)
 
 
 def exported_graph(loaded: LoadedModel, *, quantize: bool = False) -> Path:
@@ -523,7 +517,7 @@ def exported_graph(loaded: LoadedModel, *, quantize: bool = False) -> Path:
         if quantize and not int8.exists():
             # int8 weights only from a float32 graph that was checked, and the
             # int8 graph is checked too (loosely: int8 is an approximation)
-            _verify(_onnx_model(fused, loaded), loaded, fused)
+            verify(_onnx_model(fused, loaded), loaded, fused)
             _make_int8(fused, int8, loaded)
     return fused
 

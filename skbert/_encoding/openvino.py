@@ -95,7 +95,8 @@ def load_openvino(loaded: LoadedModel, *, dtype: torch.dtype) -> LoadedModel:
     try:
         compiled = _compile(openvino, graph, config)
     except RuntimeError as exc:  # OpenVINO reports what it cannot run this way
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else exc
+        text = str(exc).strip()  # OpenVINO's last line names the cause
+        reason = text.splitlines()[-1] if text else type(exc).__name__
         raise RuntimeError(
             f"OpenVINO cannot compile the ONNX export of this {loaded.info.model_type} "
             f"checkpoint ({reason}). Use backend='onnx' (the same graph on ONNX "

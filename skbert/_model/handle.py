@@ -80,20 +80,38 @@ class ModelHandle:
         *,
         code_allowed: bool = False,
     ) -> None:
+        self._start(
+            source, loaded.identity, loaded.info, persist, code_allowed=code_allowed
+        )
+        self.remember(loaded)
+
+    def _start(
+        self,
+        source: ModelSource,
+        identity: ModelIdentity,
+        info: ModelInfo,
+        persist: str,
+        *,
+        code_allowed: bool,
+        legacy: bool = False,
+        bundle: dict[str, bytes] | None = None,
+        damage: str | None = None,
+        deferred: bool = False,
+    ) -> None:
+        """Set every field (``__init__``, :meth:`known` and ``__setstate__``)."""
         self.source = source
-        self.identity = loaded.identity
-        self.info = loaded.info
+        self.identity = identity
+        self.info = info
         self.persist = persist
         self._code_allowed = code_allowed
-        self._legacy = False
-        self._bundle: dict[str, bytes] | None = None
-        self._damage: str | None = None
+        self._legacy = legacy
+        self._bundle = bundle
+        self._damage = damage
         self._lock = threading.Lock()
         #: Made by :meth:`known`: the weights are read on first need only.
-        self.deferred = False
+        self.deferred = deferred
         #: Every model this handle runs, by (device, dtype, backend).
         self.models: dict[tuple[str, str, str], LoadedModel] = {}
-        self.remember(loaded)
 
     @classmethod
     def known(
@@ -109,17 +127,9 @@ class ModelHandle:
         that nothing has loaded here yet: its models are read on first need,
         and compared with ``identity`` then, as a pickled reference's are."""
         handle = object.__new__(cls)
-        handle.source = source
-        handle.identity = identity
-        handle.info = info
-        handle.persist = "weights"
-        handle._code_allowed = code_allowed
-        handle._legacy = False
-        handle._bundle = None
-        handle._damage = None
-        handle._lock = threading.Lock()
-        handle.deferred = True
-        handle.models = {}
+        handle._start(
+            source, identity, info, "weights", code_allowed=code_allowed, deferred=True
+        )
         return handle
 
     # -- what the vectorizer reads ---------------------------------------
@@ -238,25 +248,31 @@ class ModelHandle:
         self.check(loaded)
         return loaded
 
+    def torch_model_on(self, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+        """This handle's torch model on ``device`` in ``dtype``: the one it
+        holds, else the one this process registered under its identity, else
+        its checkpoint read again and checked (:meth:`read_checked`)."""
+        kept = self.models.get((str(device), str(dtype), "torch"))
+        if kept is not None:
+            return kept
+        return self.remember(
+            registry.obtain(
+                digest=self.identity.digest,
+                folder=None,
+                device=device,
+                dtype=dtype,
+                load=lambda: self.read_checked(device, dtype),
+            )
+        )
+
     def _pickled_model(self) -> LoadedModel:
         """A torch model of this handle to bundle: the one held, else its
         float32 CPU model (loaded now if need be: a handle made by
         :meth:`known` has read no weights yet)."""
         import torch
 
-        loaded = self.torch_model
-        if loaded is None:
-            cpu, float32 = torch.device("cpu"), torch.float32
-            loaded = self.remember(
-                registry.obtain(
-                    digest=self.identity.digest,
-                    folder=None,
-                    device=cpu,
-                    dtype=float32,
-                    load=lambda: self.read_checked(cpu, float32),
-                )
-            )
-        return loaded
+        held = self.torch_model
+        return held or self.torch_model_on(torch.device("cpu"), torch.float32)
 
     @contextlib.contextmanager
     def checkpoint(self) -> Iterator[tuple[Path, bool, str]]:
@@ -364,17 +380,16 @@ class ModelHandle:
                 "written with them. The pickle was truncated or altered; re-create "
                 "it from the fitted estimator."
             )
-        self.source = source
-        self.identity = identity
-        self.info = info
-        self.persist = persist
-        self._code_allowed = False  # never from a file
-        self._legacy = identity.recipe == UNKNOWN_RECIPE
-        self._bundle = bundle or None
-        self._damage = damage
-        self._lock = threading.Lock()
-        self.deferred = False
-        self.models = {}
+        self._start(
+            source,
+            identity,
+            info,
+            persist,
+            code_allowed=False,  # never from a file
+            legacy=identity.recipe == UNKNOWN_RECIPE,
+            bundle=bundle or None,
+            damage=damage,
+        )
 
     def __repr__(self) -> str:
         return f"ModelHandle({self.source.name!r}, {self.identity.digest[:19]}...)"

@@ -79,13 +79,9 @@ def lookup(
 def peek(folder: tuple, device: torch.device, dtype: torch.dtype) -> LoadedModel | None:
     """The torch model this process loaded from ``folder`` (a :func:`folder_key`)
     on ``device`` in ``dtype``, if it is still registered."""
-    place = (str(device), str(dtype), "torch")
     with _LOCK:
-        digest = _FOLDERS.get((folder, *place))
-        loaded = None if digest is None else _MODELS.get((digest, *place))
-        if loaded is not None:
-            _touch(loaded)
-        return loaded
+        digest = _FOLDERS.get((folder, str(device), str(dtype), "torch"))
+    return None if digest is None else lookup(digest, device, dtype)
 
 
 def _touch(loaded: LoadedModel) -> None:
