@@ -10,20 +10,31 @@ ONNX graph and the int8 ONNX graph (mean pooling, all-MiniLM-L6-v2):
 
 It also reports how close the vectors are (cosine to float32 torch).
 
+``--peers`` adds the peers' int8 engines (``benchmarks/_peers.py``: the int8
+ONNX export of sentence-transformers, OpenVINO's static int8 and its int8
+weights) under the same protocol, with sentence-transformers' float32
+``encode`` as their reference; each int8 row's cost is its difference to the
+float32 row of its own kind (skbert's to skbert's torch float32, a peer's to
+sentence-transformers'), so that an engine is charged only for what int8 loses.
+
 Usage::
 
     HF_HUB_OFFLINE=1 python benchmarks/bench_quantize_accuracy.py \\
         --data-dir ../shared/data --cache-dir /tmp/skbert-eval-cache
+    HF_HUB_OFFLINE=1 python benchmarks/bench_quantize_accuracy.py \\
+        --peers st-onnx-int8,st-openvino-int8
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from _common import default_model, read_tsv
+from _peers import _st_encode, parse_peers, peer_contenders
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
@@ -56,6 +67,15 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="default: all-MiniLM-L6-v2")
     parser.add_argument("--cache-dir", default=None, help="embedding cache dir")
     parser.add_argument("--sst-train", default="sst2_sent_train")
+    parser.add_argument(
+        "--peers",
+        type=parse_peers,
+        default=[],
+        help="peer int8 engines to add (see benchmarks/_peers.py), or 'all'",
+    )
+    parser.add_argument(
+        "--peer-cache", default=str(Path(tempfile.gettempdir()) / "peers-export")
+    )
     args = parser.parse_args()
     if args.model is None:
         args.model = default_model()
@@ -70,20 +90,40 @@ def main() -> None:
         "onnx float32": {"backend": "onnx"},
         "onnx int8": {"backend": "onnx", "quantize": True},
     }
-    results, vectors = {}, {}
-    for name, params in variants.items():
-        vectorizer = BertCLSVectorizer(
-            model_name_or_path=args.model,
-            pooling="mean",
+    encoders = {
+        name: _skbert_encoder(args.model, args.cache_dir, params)
+        for name, params in variants.items()
+    }
+    references = dict.fromkeys(encoders, "torch float32")
+    if args.peers:
+        notes: list[str] = []
+        peers = peer_contenders(
+            args.peers,
+            args.model,
+            cache=Path(args.peer_cache),
             max_length=128,
-            cache=args.cache_dir,
-            show_progress_bar=True,
-            **params,
-        ).fit(["probe"])
-        start = time.perf_counter()
-        vectors[name] = {
-            split: vectorizer.transform(texts) for split, (texts, _) in splits.items()
+            batch_size=32,
+            levels=[],
+            int8_config="avx512_vnni",
+            calibration_data=str(data / "sst2_train.tsv"),
+            calibration_samples=300,
+            notes=notes,
+            failures=[],
+        )
+        peers = {
+            name: run
+            for name, run in peers.items()
+            if "int8" in name or name == "st openvino"
         }
+        encoders["st float32"] = _st_encode(Path(args.model), "torch", 128, 32, {})
+        encoders.update(peers)
+        references.update(dict.fromkeys(["st float32", *peers], "st float32"))
+        for note in notes:
+            print(f"peer: {note}")
+    results, vectors = {}, {}
+    for name, encode in encoders.items():
+        start = time.perf_counter()
+        vectors[name] = {split: encode(texts) for split, (texts, _) in splits.items()}
         seconds = time.perf_counter() - start
         dev, test = sst(
             [vectors[name][s] for s in ("sst2_train", "sst2_dev", "sst2_test")],
@@ -97,20 +137,34 @@ def main() -> None:
             f" (encoded in {seconds:.0f} s)",
             flush=True,
         )
-    reference = vectors["torch float32"]
     print(
-        "\n| variant | SST-2 dev | SST-2 test | MR (10-fold) | min / mean cosine "
-        "to torch float32 |"
+        "\n| variant | SST-2 dev | SST-2 test | MR (10-fold) | test / MR minus its "
+        "float32 | min / mean cosine to its float32 |"
     )
-    print("|---|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---|")
     for name, (dev, test, mr_acc, _) in results.items():
+        own = references[name]
         a = np.concatenate([vectors[name][s] for s in splits])
-        b = np.concatenate([reference[s] for s in splits])
+        b = np.concatenate([vectors[own][s] for s in splits])
         cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+        cost = f"{test - results[own][1]:+.2f} / {mr_acc - results[own][2]:+.2f}"
         print(
-            f"| {name} | {dev:.2f} | {test:.2f} | {mr_acc:.2f} | "
+            f"| {name} | {dev:.2f} | {test:.2f} | {mr_acc:.2f} | {cost} | "
             f"{cos.min():.4f} / {cos.mean():.4f} |"
         )
+
+
+def _skbert_encoder(model: str, cache_dir: str | None, params: dict):
+    """skbert's vectors of a list of texts (mean pooling, max_length 128)."""
+    vectorizer = BertCLSVectorizer(
+        model_name_or_path=model,
+        pooling="mean",
+        max_length=128,
+        cache=cache_dir,
+        show_progress_bar=True,
+        **params,
+    ).fit(["probe"])
+    return vectorizer.transform
 
 
 if __name__ == "__main__":

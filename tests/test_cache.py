@@ -14,10 +14,11 @@ import warnings
 
 import numpy as np
 import pytest
-from counting import CountingVectorizer, assert_resumes, logged_rows
+from counting import LOG_NAME, CountingVectorizer, assert_resumes, logged_rows
 from helpers import (
     POOLINGS,
     distinct_texts,
+    finish_python,
     read_stored,
     start_storing_child,
     vectorizer,
@@ -245,6 +246,39 @@ def test_killed_process_leaves_a_usable_cache(tiny_model_dir, tmp_path):
     entries = skbert.cache_info(cache)["entries"]
     assert stored <= entries < len(texts)
     assert_resumes(tiny_model_dir, cache, texts, entries)
+
+
+@pytest.mark.slow
+def test_processes_sharing_a_cache_encode_different_texts_at_once(
+    tiny_model_dir, tiny_oracle, tmp_path
+):
+    """While another process encodes the same texts slowly, this one encodes
+    the parts of them that the other is not encoding, instead of waiting for
+    all of them (on two cores, a parallel search's workers each took one
+    core's turn); no text is encoded by both."""
+    texts = distinct_texts(200)
+    cache = tmp_path / "cache"
+    child = start_storing_child(
+        tiny_model_dir, cache, texts, batch_size=4, cwd=tmp_path, pause=0.25
+    )
+    theirs = read_stored(child, 4)  # the child is encoding (~12 s for all)
+
+    ours = CountingVectorizer(
+        model_name_or_path=str(tiny_model_dir),
+        device="cpu",
+        batch_size=4,
+        cache=str(cache),
+    ).fit_transform(texts)
+
+    forwarded = logged_rows(cache)[0] if (cache / LOG_NAME).exists() else 0
+    theirs += sum(
+        int(line.split()[1]) for line in finish_python(child).split("\n") if line
+    )
+    assert forwarded > 0, "this process waited for the other's texts"
+    assert forwarded + theirs == len(texts), "a text was encoded twice"
+    np.testing.assert_allclose(
+        ours, tiny_oracle.vectors(texts, "cls"), atol=1e-5, rtol=0
+    )
 
 
 def test_a_collected_disk_store_closes_its_presence_file(tmp_path):

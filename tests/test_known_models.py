@@ -18,9 +18,10 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import vectorizer
+from helpers import run_python, vectorizer
 
 import skbert
+from skbert._model import device as _device
 from skbert._model.handle import FingerprintMismatchError
 from skbert._storage import cache as _cache
 from skbert._storage import session as _session
@@ -173,3 +174,42 @@ def test_a_fit_without_the_session_cache_reads_the_weights(
 
     assert len(loads) == 2
     assert fitted.model_.torch_model is not None
+
+
+@pytest.mark.parametrize("device", ["cpu", "auto"])
+def test_a_refit_whose_vectors_are_all_cached_imports_no_torch(
+    session, tiny_model_copy, tiny_oracle, texts, tmp_path, device
+):
+    # The parent's refit after a parallel search: its workers loaded the folder
+    # and encoded every text. A fresh process of the session fits and
+    # transforms without importing torch (1-2 s of a small search).
+    if device == "auto" and not _device._torch_sees_only_the_cpu():
+        pytest.skip("torch here may see an accelerator: 'auto' must ask it")
+    vectorizer(tiny_model_copy, cache="auto", pooling="mean").fit_transform(texts)
+
+    out = run_python(
+        f"""
+        import json, sys
+        from pathlib import Path
+        from skbert._storage import session
+        session._STATE.update(path=Path({str(session)!r}), owner=None)
+        import skbert
+        fitted = skbert.BertCLSVectorizer(
+            model_name_or_path={str(tiny_model_copy)!r}, device={device!r},
+            pooling="mean", cache="auto",
+        ).fit({texts!r})
+        vectors = fitted.transform({texts!r})
+        print(json.dumps({{"torch": "torch" in sys.modules,
+                           "vectors": vectors.tolist()}}))
+        """,
+        cwd=tmp_path,
+    )
+
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["torch"] is False, "the refit imported torch"
+    np.testing.assert_allclose(
+        np.asarray(result["vectors"]),
+        tiny_oracle.vectors(texts, "mean"),
+        atol=1e-5,
+        rtol=0,
+    )

@@ -10,8 +10,10 @@ __all__ = ["file_lock", "open_for_locking"]
 
 
 @contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created, with its folder, if needed).
+def file_lock(path: Path, *, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` (created, with its folder, if needed);
+    the block is told whether it holds it: with ``wait=False``, ``False`` at
+    once where another holder has it.
 
     The lock is released when the block ends, or by the operating system when
     the process dies, so a killed process never leaves it held.
@@ -20,9 +22,13 @@ def file_lock(path: Path) -> Iterator[None]:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with open_for_locking(path) as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 

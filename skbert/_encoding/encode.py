@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,15 @@ if TYPE_CHECKING:
     from .._model.checkpoint import LoadedModel
     from .._model.identity import ModelInfo
 
-__all__ = ["EncodingSpec", "LazyModels", "TruncationWarning", "encode"]
+__all__ = ["SHARED_PARTS", "EncodingSpec", "LazyModels", "TruncationWarning", "encode"]
+
+#: How many parts the texts missing from a store that processes share fall
+#: into, each encoded under a lock of its own, so that the processes of a
+#: parallel search encode different parts at once instead of waiting for one
+#: another; a text's part is fixed by its key, so no two encode it. Fewer
+#: texts than this many batches are encoded together (one batch plan, every
+#: part they fall in locked).
+SHARED_PARTS = 8
 
 
 class LazyModels:
@@ -230,24 +239,66 @@ def _encode_cached(
     todo = _refill(store, longer, todo, out, finish, report)
     if not todo:
         return
-    with store.compute_lock(prefix):
-        # another thread or process may have computed some meanwhile
-        todo = _refill(store, fits, todo, out, finish, report)
-        todo = _refill(store, longer, todo, out, finish, report)
 
-        def keep(
-            rows: list[int], pooled: np.ndarray, cut: list[bool], long: list[bool]
-        ) -> None:
-            store.put_many(
-                {
-                    (longer if long[j] else fits)[row]: _entry(pooled[j], cut[j])
-                    for j, row in enumerate(rows)
-                }
+    def keep(rows: list[int], pooled: np.ndarray, cut: list[bool], long: list[bool]):
+        store.put_many(
+            {
+                (longer if long[j] else fits)[row]: _entry(pooled[j], cut[j])
+                for j, row in enumerate(rows)
+            }
+        )
+
+    def compute(part: list[int]) -> None:
+        # another thread or process may have computed some meanwhile
+        missed = _refill(store, fits, part, out, finish, report)
+        missed = _refill(store, longer, missed, out, finish, report)
+        bar.update(len(part) - len(missed))
+        part = missed
+        if part:
+            _encode_rows(
+                out, texts, part, models, spec, poolings, report, keep=keep, **progress
             )
 
-        _encode_rows(
-            out, texts, todo, models, spec, poolings, report, keep=keep, **options
-        )
+    show = options["show_progress_bar"]
+    with _progress(len(todo), spec.batch_size, show) as bar:
+        progress = {"show_progress_bar": bar}
+        if not store.shared:  # threads of this process: one computes, the others wait
+            with store.compute_lock(prefix):
+                compute(todo)
+            return
+        parts = _parts(todo, fits)
+        if len(todo) < SHARED_PARTS * spec.batch_size:
+            # too few texts to share: one batch plan, as a process alone makes,
+            # under the lock of every part they fall in (taken in order)
+            with contextlib.ExitStack() as held:
+                for number in sorted(number for number, _ in parts):
+                    held.enter_context(store.compute_lock(prefix + number))
+                compute(todo)
+            return
+        # Processes sharing the store each take the parts no other holds, then
+        # wait for the rest: they encode at once, and never the same text.
+        waiting = []
+        for number, part in parts:
+            with store.compute_lock(prefix + number, wait=False) as holds:
+                if holds:
+                    compute(part)
+                    continue
+            waiting.append((number, part))
+        for number, part in waiting:
+            with store.compute_lock(prefix + number):
+                compute(part)
+
+
+def _parts(todo: list[int], keys: list[bytes]) -> list[tuple[bytes, list[int]]]:
+    """``todo`` split into the :data:`SHARED_PARTS` parts its texts' keys
+    fall in (the same part in every process), named, non-empty, in an order
+    that starts at a part of this process's own."""
+    parts: list[list[int]] = [[] for _ in range(SHARED_PARTS)]
+    for row in todo:
+        parts[keys[row][0] % SHARED_PARTS].append(row)
+    start = os.getpid() % SHARED_PARTS
+    order = list(range(start, SHARED_PARTS)) + list(range(start))
+    return [(b"\x00part%d" % n, parts[n]) for n in order if parts[n]]
 
 
 def _strategy_key(spec: EncodingSpec) -> str:

@@ -75,12 +75,17 @@ def finish_numpy(
     layers: list[tuple[torch.Tensor, torch.Tensor | None, Any]],
     normalize: bool,
 ) -> np.ndarray:
-    """:func:`finish` for numpy rows (no gradient)."""
+    """:func:`finish` for numpy rows (no gradient; torch is imported only for
+    Dense layers, so that rows served from a cache need none)."""
     import numpy as np
+
+    if not layers:
+        if not normalize:
+            return vectors
+        norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+        return vectors / np.maximum(norms, np.float32(_MIN_NORM))
     import torch
 
-    if not layers and not normalize:
-        return vectors
     with torch.inference_mode():
         tensor = torch.from_numpy(np.ascontiguousarray(vectors))
         return finish(tensor, layers, normalize).numpy()

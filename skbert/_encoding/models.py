@@ -27,29 +27,35 @@ if TYPE_CHECKING:
 
     from .._model.checkpoint import LoadedModel
 
-__all__ = ["compute_stamp", "fit_handle", "running_model", "running_place"]
+__all__ = [
+    "compute_stamp",
+    "deferred_handle",
+    "fit_handle",
+    "running_model",
+    "running_place",
+]
+
+
+def deferred_handle(
+    source: ModelSource, *, device: str, dtype: str
+) -> ModelHandle | None:
+    """A handle of ``source`` that reads no weights until a forward pass needs
+    them, where this process has not loaded the folder but its session knows
+    what the folder, unchanged, holds (:mod:`skbert._encoding.known`);
+    ``None`` otherwise. ``device`` and ``dtype`` are their ``str()``: torch is
+    not imported here."""
+    key = _registry.folder_key(source.folder(), source.trust_remote_code)
+    if _registry.peek(key, device, dtype) is not None:
+        return None
+    return known_handle(source, key, device, dtype)
 
 
 def fit_handle(
-    source: ModelSource,
-    *,
-    device: torch.device,
-    dtype: torch.dtype,
-    defer: bool = False,
+    source: ModelSource, *, device: torch.device, dtype: torch.dtype
 ) -> ModelHandle:
-    """Load ``source`` (or reuse it from the registry) and make its handle.
-
-    ``defer``: where this process has not loaded the folder but its session
-    knows what the folder, unchanged, holds (:mod:`skbert._encoding.known`),
-    make the handle from that and read no weights until a forward pass needs
-    them.
-    """
+    """Load ``source`` (or reuse it from the registry) and make its handle."""
     folder = source.folder()
     key = _registry.folder_key(folder, source.trust_remote_code)
-    if defer and _registry.peek(key, device, dtype) is None:
-        handle = known_handle(source, key, device, dtype)
-        if handle is not None:
-            return handle
     loaded = _registry.obtain(
         digest=None,
         folder=key,
@@ -67,6 +73,10 @@ def fit_handle(
     return ModelHandle(source, loaded, code_allowed=source.trust_remote_code)
 
 
+#: The precision ONNX Runtime runs the export in, whatever was asked.
+_ONNX_RUNTIME_DTYPE = "float32"
+
+
 def running_place(
     device: torch.device, dtype: torch.dtype, backend: str, quantize: bool = False
 ) -> tuple[torch.device, torch.dtype, str]:
@@ -78,19 +88,24 @@ def running_place(
 
     name = runner(backend, quantize)
     if on_onnx_runtime(name):
-        return torch.device("cpu"), torch.float32, name
+        return torch.device("cpu"), getattr(torch, _ONNX_RUNTIME_DTYPE), name
     if on_openvino(name):
         return torch.device("cpu"), dtype, name
     return device, dtype, name
 
 
 def compute_stamp(
-    device: torch.device, dtype: torch.dtype, backend: str, quantize: bool = False
+    device: torch.device | str,
+    dtype: torch.dtype | str,
+    backend: str,
+    quantize: bool = False,
 ) -> str:
     """The :attr:`~skbert._model.checkpoint.LoadedModel.compute` stamp of the
-    model :func:`running_model` gives for these arguments, without loading it."""
-    _, dtype, name = running_place(device, dtype, backend, quantize)
-    return _versions.compute_stamp(name, str(dtype))
+    model :func:`running_model` gives for these arguments (or their ``str()``),
+    without loading it or importing torch."""
+    name = runner(backend, quantize)
+    precision = f"torch.{_ONNX_RUNTIME_DTYPE}" if on_onnx_runtime(name) else str(dtype)
+    return _versions.compute_stamp(name, precision)
 
 
 def running_model(

@@ -23,7 +23,7 @@ from .._core.report import EncodingReport
 from .._encoding import encode as _encode
 from .._encoding.models import compute_stamp, running_model
 from .._encoding.spec import encoding_spec
-from .._model.device import resolve_devices, resolve_dtype
+from .._model.device import place_names, resolve_devices, resolve_dtype
 from .._storage.cache import get_store
 from .parameters import MODEL_PARAMETERS, TUNING_PARAMETERS
 
@@ -39,6 +39,7 @@ __all__ = [
     "FittedEncoder",
     "check_model_parameters",
     "devices",
+    "first_place",
     "fitted_encoder",
     "spec_for",
     "tuning_params",
@@ -59,13 +60,21 @@ def devices(params: dict[str, Any]) -> list[torch.device]:
     return resolve_devices(params["device"])
 
 
+def first_place(params: dict[str, Any]) -> tuple[str, str]:
+    """``str()`` of the first torch device of :func:`devices` and of the
+    precision asked for there, without importing torch where that is the CPU
+    for certain (:func:`~skbert._model.device.place_names`)."""
+    device = params["device"] if params["backend"] == "torch" else "cpu"
+    return place_names(device, params["dtype"])
+
+
 def spec_for(params: dict[str, Any], handle: ModelHandle) -> EncodingSpec:
     """Check the parameters against the model; the spec the encoder runs."""
     return encoding_spec(
         params,
         handle.info,
         os.fspath(params["model_name_or_path"]),
-        devices(params)[0].type,
+        first_place(params)[0].partition(":")[0],
     )
 
 
@@ -201,7 +210,7 @@ class FittedEncoder:
         against its source before the cache is read, as it always was."""
         if not self.handle.deferred:
             return _encode.LazyModels.of(self.models)
-        device, dtype = self._places[0]
+        device, dtype = first_place(self.params)
         params = self.params
         return _encode.LazyModels(
             lambda: self.models,

@@ -32,7 +32,7 @@ from .._core.options import (
 )
 from .._core.public import public
 from .._core.report import user_stacklevel, warn_about
-from .._encoding.models import fit_handle
+from .._encoding.models import deferred_handle, fit_handle
 from .._model.device import resolve_dtype
 from .._model.resolve import local_folder
 from .._model.source import ModelSource
@@ -388,7 +388,7 @@ class BertCLSVectorizer(
             or ``layers``/``max_length`` do not fit the model; with
             ``fine_tune``, if ``y`` is missing or not one class label per text.
         """
-        from .fitted import FittedEncoder
+        from .fitted import FittedEncoder, first_place
 
         texts = check_texts(X)
         if not texts:  # as scikit-learn's estimators refuse zero samples
@@ -403,7 +403,6 @@ class BertCLSVectorizer(
             from .._tuning.targets import class_codes
 
             codes, classes = class_codes(y, len(texts), self.fine_tune)
-        device = self._devices()[0]
         location = local_folder(self.model_name_or_path)
         source = ModelSource(
             name=os.fspath(self.model_name_or_path),
@@ -413,16 +412,17 @@ class BertCLSVectorizer(
             location=None if location is None else str(location),
         )
         # A plain fit with the session's cache, where another process of the
-        # session loaded this folder, reads no weights until a text is
-        # missing from the cache.
-        handle = fit_handle(
-            source,
-            device=device,
-            dtype=resolve_dtype(self.dtype, device),
-            defer=self.fine_tune is None
-            and self.backend == "torch"
-            and self.cache == "auto",
-        )
+        # session loaded this folder, reads no weights (nor imports torch, on
+        # the CPU) until a text is missing from the cache.
+        handle = None
+        if self.fine_tune is None and self.backend == "torch" and self.cache == "auto":
+            device_name, dtype_name = first_place(self.get_params(deep=False))
+            handle = deferred_handle(source, device=device_name, dtype=dtype_name)
+        if handle is None:
+            device = self._devices()[0]
+            handle = fit_handle(
+                source, device=device, dtype=resolve_dtype(self.dtype, device)
+            )
         self._encoding_spec(handle)  # refuse unsupported options before fitting
         for message in unused_option_warnings(self.get_params(deep=False)):
             warnings.warn(message, UserWarning, stacklevel=user_stacklevel())
@@ -440,7 +440,9 @@ class BertCLSVectorizer(
                 )
         report = None
         if self.fine_tune is not None:
-            handle, report = self._tune(handle, texts, codes, classes, device)
+            handle, report = self._tune(
+                handle, texts, codes, classes, self._devices()[0]
+            )
         if self.backend != "torch":  # export (once per checkpoint) and verify now
             _ = FittedEncoder(handle, self.get_params(deep=False)).models
         self.model_ = handle

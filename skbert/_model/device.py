@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,6 +14,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "cpu_computes_bfloat16",
+    "place_names",
     "resolve_device",
     "resolve_devices",
     "resolve_dtype",
@@ -85,22 +90,63 @@ def cpu_computes_bfloat16() -> bool:
     return False
 
 
+def _dtype_name(dtype: str, device_type: str) -> str:
+    """The precision ``dtype`` means on a device other than CUDA: ``"auto"``
+    is bfloat16 on a CPU with bfloat16 arithmetic, float32 elsewhere."""
+    if dtype != "auto":
+        return dtype
+    if device_type == "cpu" and cpu_computes_bfloat16():
+        return "bfloat16"
+    return "float32"
+
+
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """``"auto"`` -> bfloat16 (or float16) on CUDA, bfloat16 on a CPU with
     bfloat16 arithmetic (:func:`cpu_computes_bfloat16`), float32 elsewhere."""
     import torch
 
-    if dtype == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if device.type == "cpu" and cpu_computes_bfloat16():
-            return torch.bfloat16
-        return torch.float32
-    return {
-        "float32": torch.float32,
-        "float16": torch.float16,
-        "bfloat16": torch.bfloat16,
-    }[dtype]
+    if dtype == "auto" and device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return getattr(torch, _dtype_name(dtype, device.type))
+
+
+#: A line of torch's generated ``version.py`` naming no accelerator build.
+_NO_BUILD = re.compile(r"^(cuda|hip)\s*(:[^=]*)?=\s*None\s*$", re.MULTILINE)
+
+
+@functools.cache
+def _torch_sees_only_the_cpu() -> bool:
+    """Whether the installed torch is built for no accelerator ``"auto"``
+    picks (no CUDA, no ROCm; MPS only on macOS), read from its ``version.py``
+    without importing it; ``False`` where that cannot be told."""
+    if sys.platform == "darwin":
+        return False
+    try:
+        spec = importlib.util.find_spec("torch")
+    except (ImportError, ValueError):
+        return False
+    if spec is None or spec.origin is None:
+        return False
+    try:
+        text = (Path(spec.origin).parent / "version.py").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return {match[0] for match in _NO_BUILD.findall(text)} == {"cuda", "hip"}
+
+
+def place_names(device: object, dtype: str) -> tuple[str, str]:
+    """``str()`` of the first device the ``device`` parameter runs on and of
+    the precision ``dtype`` means there, as :func:`resolve_devices` and
+    :func:`resolve_dtype` give them, without importing torch where the device
+    is certainly the CPU (``"cpu"``, or ``"auto"`` with a torch built for the
+    CPU only, not yet imported)."""
+    certain = device == "cpu" or (
+        device == "auto" and "torch" not in sys.modules and _torch_sees_only_the_cpu()
+    )
+    if certain:
+        return "cpu", f"torch.{_dtype_name(dtype, 'cpu')}"
+    first = resolve_devices(device)[0]  # type: ignore[arg-type]
+    return str(first), str(resolve_dtype(dtype, first))
 
 
 def resolve_devices(device: str | list | tuple) -> list[torch.device]:

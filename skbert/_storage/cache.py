@@ -18,8 +18,9 @@ Two stores share one interface (their modules say how each works):
   processes and sessions. Writes are transactions (a killed process leaves a
   usable cache), every value carries a checksum over its key, shape and
   bytes, verified on every read (a damaged entry is recomputed, never
-  returned), and a file lock lets only one process compute missing vectors
-  at a time, so concurrent search workers never encode the same text twice.
+  returned), and file locks let only one process compute a missing vector
+  (processes take different parts of the missing texts, each under its own
+  lock), so concurrent search workers never encode the same text twice.
   A cache is an optimisation: when its storage fails (a full disk, a busy or
   read-only database, a damaged file), ``transform`` still returns correct
   vectors, computing them, and says once what happened and where. A damaged
@@ -89,8 +90,10 @@ class LayeredStore:
         self.memory.put_many(items)
         self.disk.put_many(items)
 
-    def compute_lock(self, prefix: bytes) -> contextlib.AbstractContextManager:
-        return self.disk.compute_lock(prefix)
+    def compute_lock(
+        self, prefix: bytes, *, wait: bool = True
+    ) -> contextlib.AbstractContextManager[bool]:
+        return self.disk.compute_lock(prefix, wait=wait)
 
     def info(self) -> dict[str, Any]:
         """The in-process cache's figures (the session's store is shared)."""

@@ -3,11 +3,13 @@ processes and sessions.
 
 Writes are transactions (a killed process leaves a usable cache), every value
 carries a checksum over its key, shape and bytes, verified on every read (a
-damaged entry is recomputed, never returned), and a file lock lets only one
-process compute missing vectors at a time. When storage fails (a full disk, a
-busy or read-only database, a damaged file) the caller still gets correct
-vectors and one warning; a damaged database is moved aside and rebuilt; a
-database this process may read but not write is served read-only.
+damaged entry is recomputed, never returned), and file locks let only one
+process compute a missing vector (processes encode different parts of the
+missing texts at once; see :mod:`skbert._encoding.encode`). When storage
+fails (a full disk, a busy or read-only database, a damaged file) the caller
+still gets correct vectors and one warning; a damaged database is moved
+aside and rebuilt; a database this process may read but not write is served
+read-only.
 """
 
 from __future__ import annotations
@@ -392,26 +394,31 @@ class DiskStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
 
-    def compute_lock(self, prefix: bytes) -> contextlib.AbstractContextManager:
-        """Only one process at a time computes the vectors of ``prefix`` (no
-        lock when the lock file cannot be made or opened: vectors are still
-        correct; none for a read-only cache, where nothing is written)."""
+    def compute_lock(
+        self, prefix: bytes, *, wait: bool = True
+    ) -> contextlib.AbstractContextManager[bool]:
+        """Only one process at a time computes the vectors of ``prefix``; the
+        block is told whether it may (``False`` only with ``wait=False``, where
+        another process holds the lock). Without a lock (none for a read-only
+        cache, where nothing is written, or where the lock file cannot be made
+        or opened) every process may: vectors are still correct."""
         if self.read_only:
-            return contextlib.nullcontext()
+            return contextlib.nullcontext(True)
         name = hashlib.sha256(prefix).hexdigest()[:16]
-        return self._lock_if_possible(self.directory / f"lock-{name}")
+        return self._lock_if_possible(self.directory / f"lock-{name}", wait)
 
     @contextlib.contextmanager
-    def _lock_if_possible(self, path: Path) -> Iterator[None]:
+    def _lock_if_possible(self, path: Path, wait: bool) -> Iterator[bool]:
         with contextlib.ExitStack() as held:
             try:
-                held.enter_context(file_lock(path))
+                holds = held.enter_context(file_lock(path, wait=wait))
             except OSError as exc:
+                holds = True
                 if _means_read_only(exc):
                     self._now_read_only(exc)
                 else:
                     self._warn("lock", self._bypass_message(exc, "taking its lock"))
-            yield
+            yield holds
 
     def _size(self) -> int:
         """Bytes of the database and its write-ahead log."""

@@ -9,8 +9,8 @@ temporary folder, named after the process); a process that unpickles it
 joins the session, and ``cache="auto"`` then means the in-process cache in
 front of one SQLite store in that directory, which all of them share: each
 distinct text is encoded once across the parent and its workers (the disk
-store's file lock lets one process compute a text while the others wait and
-then read it).
+store's file locks let one process compute a text while the others encode
+other texts or wait, then read it).
 
 The directory is removed when the process that made it exits normally
 (directories of processes that no longer run are removed by the next one to
