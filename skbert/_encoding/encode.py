@@ -240,7 +240,9 @@ def _encode_cached(
     if not todo:
         return
 
-    def keep(rows: list[int], pooled: np.ndarray, cut: list[bool], long: list[bool]):
+    def keep(
+        rows: list[int], pooled: np.ndarray, cut: list[bool], long: list[bool]
+    ) -> None:
         store.put_many(
             {
                 (longer if long[j] else fits)[row]: _entry(pooled[j], cut[j])
