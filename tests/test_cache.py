@@ -248,6 +248,35 @@ def test_killed_process_leaves_a_usable_cache(tiny_model_dir, tmp_path):
     assert_resumes(tiny_model_dir, cache, texts, entries)
 
 
+def test_a_process_alone_batches_a_cache_directory_as_it_batches_no_cache(
+    tiny_model_dir, tmp_path
+):
+    # A cache directory may be shared, so its missing texts are taken in parts;
+    # a process alone takes them several at a time, not one batch plan per
+    # part (1,100 texts in batches of 128 were 15 forward passes, not 9).
+    texts = distinct_texts(1100)
+    batches = {}
+    for name, cache in (("cold", None), ("directory", str(tmp_path / "cache"))):
+        CountingVectorizer.rows.clear()
+        counted = CountingVectorizer(
+            model_name_or_path=str(tiny_model_dir),
+            device="cpu",
+            batch_size=128,
+            cache=cache,
+        ).fit_transform(texts)
+        if cache is None:
+            batches[name] = len(CountingVectorizer.rows)
+            cold = counted
+        else:
+            batches[name] = (
+                len((tmp_path / "cache" / LOG_NAME).read_text().split()) // 2
+            )
+            np.testing.assert_allclose(counted, cold, atol=1e-6, rtol=0)
+
+    assert batches["cold"] == 9
+    assert batches["directory"] <= batches["cold"] + 2
+
+
 @pytest.mark.slow
 def test_processes_sharing_a_cache_encode_different_texts_at_once(
     tiny_model_dir, tiny_oracle, tmp_path

@@ -213,3 +213,20 @@ def test_a_refit_whose_vectors_are_all_cached_imports_no_torch(
         atol=1e-5,
         rtol=0,
     )
+
+
+def test_a_fit_finds_the_checkpoint_folder_once(session, tiny_model_copy, monkeypatch):
+    # (for a hub id, finding the folder asks the hub)
+    from skbert._model.source import ModelSource
+
+    found = []
+    original = ModelSource.folder
+
+    def counting(self):
+        found.append(self.name)
+        return original(self)
+
+    monkeypatch.setattr(ModelSource, "folder", counting)
+    vectorizer(tiny_model_copy, cache="auto").fit(["probe"])
+
+    assert len(found) == 1

@@ -44,6 +44,9 @@ __all__ = ["SHARED_PARTS", "EncodingSpec", "LazyModels", "TruncationWarning", "e
 #: texts than this many batches are encoded together (one batch plan, every
 #: part they fall in locked).
 SHARED_PARTS = 8
+#: How many batches of texts a process sharing a store encodes together (in
+#: one batch plan) from the parts it holds.
+GROUP_BATCHES = 4
 
 
 class LazyModels:
@@ -277,15 +280,29 @@ def _encode_cached(
                     held.enter_context(store.compute_lock(prefix + number))
                 compute(todo)
             return
-        # Processes sharing the store each take the parts no other holds, then
-        # wait for the rest: they encode at once, and never the same text.
+        # Processes sharing the store each take parts no other holds, until
+        # they hold GROUP_BATCHES batches of texts, and encode those together;
+        # then wait for the parts others held: they encode at once, and never
+        # the same text. (A process that waits holds no part, or holds parts
+        # taken in their sorted order, as above: no deadlock.)
         waiting = []
-        for number, part in parts:
-            with store.compute_lock(prefix + number, wait=False) as holds:
-                if holds:
-                    compute(part)
+        group = contextlib.ExitStack()
+        rows: list[int] = []
+        try:
+            for number, part in parts:
+                lock = store.compute_lock(prefix + number, wait=False)
+                if not group.enter_context(lock):
+                    waiting.append((number, part))
                     continue
-            waiting.append((number, part))
+                rows += part
+                if len(rows) >= GROUP_BATCHES * spec.batch_size:
+                    with group:
+                        compute(rows)
+                    group, rows = contextlib.ExitStack(), []
+            if rows:
+                compute(rows)
+        finally:
+            group.close()
         for number, part in waiting:
             with store.compute_lock(prefix + number):
                 compute(part)

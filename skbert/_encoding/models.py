@@ -12,7 +12,8 @@ Runtime models are made from the float32 CPU torch model
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 from .._core import versions as _versions
 from .._core.options import on_onnx_runtime, on_openvino, runner
@@ -28,34 +29,53 @@ if TYPE_CHECKING:
     from .._model.checkpoint import LoadedModel
 
 __all__ = [
+    "Located",
     "compute_stamp",
     "deferred_handle",
     "fit_handle",
+    "locate",
     "running_model",
     "running_place",
 ]
 
 
+class Located(NamedTuple):
+    """Where a source's checkpoint is on disk, and its
+    :func:`~skbert._model.registry.folder_key` (the folder as it is now)."""
+
+    folder: Path
+    key: tuple
+
+
+def locate(source: ModelSource) -> Located:
+    """The folder of ``source`` (downloaded first for a hub id) and its key:
+    found once per ``fit``, for :func:`deferred_handle` and :func:`fit_handle`."""
+    folder = source.folder()
+    return Located(folder, _registry.folder_key(folder, source.trust_remote_code))
+
+
 def deferred_handle(
-    source: ModelSource, *, device: str, dtype: str
+    source: ModelSource, located: Located, *, device: str, dtype: str
 ) -> ModelHandle | None:
     """A handle of ``source`` that reads no weights until a forward pass needs
     them, where this process has not loaded the folder but its session knows
     what the folder, unchanged, holds (:mod:`skbert._encoding.known`);
     ``None`` otherwise. ``device`` and ``dtype`` are their ``str()``: torch is
     not imported here."""
-    key = _registry.folder_key(source.folder(), source.trust_remote_code)
-    if _registry.peek(key, device, dtype) is not None:
+    if _registry.peek(located.key, device, dtype) is not None:
         return None
-    return known_handle(source, key, device, dtype)
+    return known_handle(source, located.key, device, dtype)
 
 
 def fit_handle(
-    source: ModelSource, *, device: torch.device, dtype: torch.dtype
+    source: ModelSource,
+    located: Located,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
 ) -> ModelHandle:
     """Load ``source`` (or reuse it from the registry) and make its handle."""
-    folder = source.folder()
-    key = _registry.folder_key(folder, source.trust_remote_code)
+    folder, key = located
     loaded = _registry.obtain(
         digest=None,
         folder=key,

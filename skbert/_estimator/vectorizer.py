@@ -32,7 +32,7 @@ from .._core.options import (
 )
 from .._core.public import public
 from .._core.report import user_stacklevel, warn_about
-from .._encoding.models import deferred_handle, fit_handle
+from .._encoding.models import deferred_handle, fit_handle, locate
 from .._model.device import resolve_dtype
 from .._model.resolve import local_folder
 from .._model.source import ModelSource
@@ -414,14 +414,17 @@ class BertCLSVectorizer(
         # A plain fit with the session's cache, where another process of the
         # session loaded this folder, reads no weights (nor imports torch, on
         # the CPU) until a text is missing from the cache.
+        device_name, dtype_name = first_place(self.get_params(deep=False))
+        located = locate(source)
         handle = None
         if self.fine_tune is None and self.backend == "torch" and self.cache == "auto":
-            device_name, dtype_name = first_place(self.get_params(deep=False))
-            handle = deferred_handle(source, device=device_name, dtype=dtype_name)
+            handle = deferred_handle(
+                source, located, device=device_name, dtype=dtype_name
+            )
         if handle is None:
             device = self._devices()[0]
             handle = fit_handle(
-                source, device=device, dtype=resolve_dtype(self.dtype, device)
+                source, located, device=device, dtype=resolve_dtype(self.dtype, device)
             )
         self._encoding_spec(handle)  # refuse unsupported options before fitting
         for message in unused_option_warnings(self.get_params(deep=False)):
