@@ -172,26 +172,17 @@ def peer_contenders(
             notes.append(f"st onnx int8: dynamic quantization, config {int8_config}")
 
     ov_dir = folder / "st-openvino"
+
+    def ov_run(**options) -> Encode:
+        return _ov_run(ov_dir, model_path, max_length, batch_size, notes, **options)
+
     if "st-openvino" in peers:
-        attempt(
-            "st openvino",
-            lambda: _ov_run(
-                ov_dir, model_path, max_length, batch_size, notes, f32=True
-            ),
-        )
-        attempt(
-            "st openvino default",
-            lambda: _ov_run(ov_dir, model_path, max_length, batch_size, notes),
-        )
+        attempt("st openvino", lambda: ov_run(f32=True))
+        attempt("st openvino default", ov_run)
     if "st-openvino-int8" in peers:
         attempt(
             "st openvino int8 static",
-            lambda: _ov_run(
-                ov_dir,
-                model_path,
-                max_length,
-                batch_size,
-                notes,
+            lambda: ov_run(
                 file_name=_static_openvino(
                     ov_dir,
                     model_path,
@@ -203,14 +194,7 @@ def peer_contenders(
         )
         attempt(
             "st openvino int8 weights",
-            lambda: _ov_run(
-                ov_dir,
-                model_path,
-                max_length,
-                batch_size,
-                notes,
-                file_name=_weight_int8_openvino(ov_dir, model_path),
-            ),
+            lambda: ov_run(file_name=_weight_int8_openvino(ov_dir, model_path)),
         )
     if "fastembed" in peers:
         attempt(

@@ -41,8 +41,8 @@ __all__ = ["SHARED_PARTS", "EncodingSpec", "LazyModels", "TruncationWarning", "e
 #: into, each encoded under a lock of its own, so that the processes of a
 #: parallel search encode different parts at once instead of waiting for one
 #: another; a text's part is fixed by its key, so no two encode it. Fewer
-#: texts than this many batches are encoded together (one batch plan, every
-#: part they fall in locked).
+#: texts than this many batches are encoded in one batch plan where no other
+#: process holds their parts.
 SHARED_PARTS = 8
 #: How many batches of texts a process sharing a store encodes together (in
 #: one batch plan) from the parts it holds.
@@ -271,36 +271,29 @@ def _encode_cached(
             with store.compute_lock(prefix):
                 compute(todo)
             return
-        parts = _parts(todo, fits)
-        if len(todo) < SHARED_PARTS * spec.batch_size:
-            # too few texts to share: one batch plan, as a process alone makes,
-            # under the lock of every part they fall in (taken in order)
-            with contextlib.ExitStack() as held:
-                for number in sorted(number for number, _ in parts):
-                    held.enter_context(store.compute_lock(prefix + number))
-                compute(todo)
-            return
-        # Processes sharing the store each take parts no other holds, until
-        # they hold GROUP_BATCHES batches of texts, and encode those together;
-        # then wait for the parts others held: they encode at once, and never
-        # the same text. (A process that waits holds no part, or holds parts
-        # taken in their sorted order, as above: no deadlock.)
+        # Processes sharing the store each take the parts no other holds and
+        # encode them together, GROUP_BATCHES batches at a time (fewer texts
+        # than SHARED_PARTS batches in one plan, as a process alone makes),
+        # then wait for the parts others held, one at a time: they encode at
+        # once, never the same text, and none waits while holding a part.
+        together = len(todo) < SHARED_PARTS * spec.batch_size
+        limit = len(todo) if together else GROUP_BATCHES * spec.batch_size
         waiting = []
         group = contextlib.ExitStack()
         rows: list[int] = []
         try:
-            for number, part in parts:
+            for number, part in _parts(todo, fits):
                 lock = store.compute_lock(prefix + number, wait=False)
                 if not group.enter_context(lock):
                     waiting.append((number, part))
                     continue
                 rows += part
-                if len(rows) >= GROUP_BATCHES * spec.batch_size:
+                if len(rows) >= limit:
                     with group:
-                        compute(rows)
+                        compute(sorted(rows))  # in the order of the texts
                     group, rows = contextlib.ExitStack(), []
             if rows:
-                compute(rows)
+                compute(sorted(rows))
         finally:
             group.close()
         for number, part in waiting:
