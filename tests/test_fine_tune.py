@@ -330,6 +330,88 @@ def test_long_texts_are_tuned_as_transform_reads_them(tiny_model_dir, long_texts
     assert tuned.transform(texts[:3]).shape == (3, 32)
 
 
+def _head_and_tail(tokenizer, text: str, length: int) -> list[int]:
+    """The oracle: the model input of ``text`` cut to ``length`` tokens by its
+    head (a quarter of the room) and tail, with the tokenizer's special tokens."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    room = length - 2
+    if len(ids) > room:
+        head = room // 4
+        ids = ids[:head] + ids[len(ids) - (room - head) :]
+    return [tokenizer.cls_token_id, *ids, tokenizer.sep_token_id]
+
+
+@pytest.mark.parametrize("long_texts", ["chunk", "head_tail", "truncate"])
+def test_tune_max_length_tunes_on_a_bounded_part_of_each_text(
+    tiny_model_dir, long_texts
+):
+    """Tuning reads each text once, cut to ``tune_max_length`` tokens (the
+    first tokens, or the head and tail), whatever ``long_texts`` reads at
+    transform; the rows tuning forwards are the tokenizer's own."""
+    from transformers import AutoTokenizer
+
+    texts, labels = word_task(24, seed=5)
+    texts = [f"{text} {text} {text}" for text in texts]  # ~30 tokens each
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    forwarded: list[list[int]] = []
+    collate = skbert._tuning.loop.collate
+
+    def recording(rows, *args, **kwargs):
+        forwarded.extend(list(row) for row in rows)
+        return collate(rows, *args, **kwargs)
+
+    tuned = vectorizer(
+        tiny_model_dir,
+        pooling="mean",
+        max_length=20,
+        long_texts=long_texts,
+        fine_tune="classification",
+        tune_max_length=10,
+        tune_epochs=1,
+    )
+    with mock.patch.object(skbert._tuning.loop, "collate", recording):
+        tuned.fit(texts, labels)
+
+    if long_texts == "truncate":
+        ids = [
+            tokenizer(text, truncation=True, max_length=10)["input_ids"]
+            for text in texts
+        ]
+    else:
+        ids = [_head_and_tail(tokenizer, text, 10) for text in texts]
+    assert sorted(forwarded) == sorted(ids)  # one epoch: each text once
+    assert all(len(row) == 10 for row in forwarded)
+
+
+def test_a_tune_max_length_beyond_max_length_is_refused(tiny_model_dir, task):
+    X_train, _, y_train, _ = task
+    with pytest.raises(ValueError, match=r"tune_max_length=40 exceeds max_length=20"):
+        vectorizer(
+            tiny_model_dir,
+            max_length=20,
+            fine_tune="classification",
+            tune_max_length=40,
+        ).fit(X_train, y_train)
+
+
+def test_an_encoder_tuned_before_a_tuning_parameter_existed_still_encodes(
+    tiny_model_dir, task
+):
+    """A fitted record without a tuning parameter added since (an older
+    pickle's) reads as that parameter's default, not as a changed setting."""
+    X_train, X_test, y_train, _ = task
+    tuned = vectorizer(
+        tiny_model_dir, fine_tune="classification", tune_max_steps=1
+    ).fit(X_train, y_train)
+    expected = tuned.transform(X_test[:3])
+    del tuned.fine_tune_report_["params"]["tune_max_length"]
+
+    np.testing.assert_array_equal(tuned.transform(X_test[:3]), expected)
+    tuned.set_params(tune_max_length=8)
+    with pytest.raises(ValueError, match="tune_max_length changed after fit"):
+        tuned.transform(X_test[:3])
+
+
 def test_three_string_classes_are_learned(tiny_model_dir):
     """One of three words says the class; the labels are strings."""
     rng = np.random.default_rng(4)

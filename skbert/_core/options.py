@@ -101,6 +101,7 @@ TUNING_DEFAULTS = {
     "tune_layers": (None, None),
     "tune_pairs": (20, "contrastive"),
     "tune_max_steps": (None, None),
+    "tune_max_length": (None, None),
 }
 #: Texts per forward pass: ``"auto"`` is the fastest measured for the device.
 DEFAULT_BATCH_SIZE = "auto"

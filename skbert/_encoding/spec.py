@@ -10,6 +10,7 @@ recipe behind ``pooling="auto"`` and ``prompt_name``. The result is one
 
 from __future__ import annotations
 
+import dataclasses
 from numbers import Integral
 from typing import Any
 
@@ -18,7 +19,13 @@ from .._core.plan import EncodingSpec
 from .._model.families import onnx_refusal, pooler_reason
 from .._model.identity import ModelInfo
 
-__all__ = ["auto_fallback", "available_poolings", "encoding_spec", "pooler_usable"]
+__all__ = [
+    "auto_fallback",
+    "available_poolings",
+    "encoding_spec",
+    "pooler_usable",
+    "tuning_spec",
+]
 
 
 def auto_fallback(info: ModelInfo) -> str | None:
@@ -148,6 +155,33 @@ def _check_backend(
             f"backend={backend!r} runs on the CPU; got device={params['device']!r}. "
             "Use device='cpu' (or 'auto'), or backend='torch' on a GPU."
         )
+
+
+def tuning_spec(spec: EncodingSpec, tune_max_length: int | None) -> EncodingSpec:
+    """How fine-tuning reads the texts: as ``spec`` (transform's) says, or,
+    with ``tune_max_length``, one input of at most that many tokens per text
+    (the first tokens where ``spec`` truncates, else the head and tail).
+
+    Raises
+    ------
+    ValueError
+        When ``tune_max_length`` exceeds the ``max_length`` transform reads.
+    """
+    if tune_max_length is None:
+        return spec
+    if tune_max_length > spec.max_length:
+        raise ValueError(
+            f"tune_max_length={tune_max_length} exceeds max_length="
+            f"{spec.max_length} (the tokens transform reads of each input): tuning "
+            "would train on tokens the vectors never see. Use tune_max_length <= "
+            f"{spec.max_length}, or None to tune on the texts as transform reads them."
+        )
+    if spec.long_texts == "truncate":
+        return dataclasses.replace(spec, max_length=tune_max_length)
+    head = spec.head_tokens if spec.long_texts == "head_tail" else None
+    return dataclasses.replace(
+        spec, max_length=tune_max_length, long_texts="head_tail", head_tokens=head
+    )
 
 
 def encoding_spec(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._core.options import TUNING_DEFAULTS
 from .._core.report import EncodingReport
 from .._encoding import encode as _encode
 from .._encoding.models import compute_stamp, running_model
@@ -125,6 +126,8 @@ def check_model_parameters(vectorizer: Any) -> None:
     report = getattr(vectorizer, "fine_tune_report_", None)
     fitted = None if report is None else report.get("params")
     now = tuning_params(params)
+    if fitted is not None:  # tuning parameters added since that fit: defaults
+        fitted = {**{k: v[0] for k, v in TUNING_DEFAULTS.items()}, **fitted}
     if now != fitted:
         changed = (
             [name for name in TUNING_PARAMETERS if now[name] != fitted[name]]

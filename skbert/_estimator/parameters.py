@@ -42,6 +42,7 @@ TUNING_PARAMETERS = (
     "tune_layers",
     "tune_pairs",
     "tune_max_steps",
+    "tune_max_length",
     "random_state",
 )
 #: What each parameter accepts (scikit-learn's ``_parameter_constraints``).
@@ -81,5 +82,6 @@ PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
     "tune_layers": [Interval(Integral, 1, None, closed="left"), None],
     "tune_pairs": [Interval(Integral, 2, None, closed="left")],
     "tune_max_steps": [Interval(Integral, 1, None, closed="left"), None],
+    "tune_max_length": [Interval(Integral, 2, None, closed="left"), None],
     "random_state": ["random_state"],
 }

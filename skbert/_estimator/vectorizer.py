@@ -33,6 +33,7 @@ from .._core.options import (
 from .._core.public import public
 from .._core.report import user_stacklevel, warn_about
 from .._encoding.models import deferred_handle, fit_handle, locate
+from .._encoding.spec import tuning_spec
 from .._model.device import resolve_dtype
 from .._model.resolve import local_folder
 from .._model.source import ModelSource
@@ -224,6 +225,15 @@ class BertCLSVectorizer(
     tune_max_steps : int, default=None
         Stop after this many optimizer steps (a budget for large training
         sets); ``None``: ``tune_epochs`` full passes.
+    tune_max_length : int, default=None
+        Tokens each text gives tuning, at most ``max_length``: one input per
+        text, its first tokens (``long_texts="truncate"``) or its head and
+        tail (``"head_tail"`` and ``"chunk"``, as ``"head_tail"`` keeps them),
+        so that tuning on long texts costs a bounded amount per text while
+        ``transform`` still reads them as ``long_texts`` and ``max_length``
+        say (for instance, tune on 256 tokens of each review, then encode
+        whole reviews with ``"chunk"``). ``None``: tuning reads each text
+        exactly as ``transform`` does.
     random_state : int, RandomState instance or None, default=None
         Seed of everything random in tuning (the order and pairs of examples,
         dropout, the temporary head). An int gives bitwise the same tuned
@@ -320,6 +330,7 @@ class BertCLSVectorizer(
         tune_layers: int | None = TUNING_DEFAULTS["tune_layers"][0],
         tune_pairs: int = TUNING_DEFAULTS["tune_pairs"][0],
         tune_max_steps: int | None = TUNING_DEFAULTS["tune_max_steps"][0],
+        tune_max_length: int | None = TUNING_DEFAULTS["tune_max_length"][0],
         random_state: int | np.random.RandomState | None = None,
     ) -> None:
         self.model_name_or_path = model_name_or_path
@@ -354,6 +365,7 @@ class BertCLSVectorizer(
         self.tune_layers = tune_layers
         self.tune_pairs = tune_pairs
         self.tune_max_steps = tune_max_steps
+        self.tune_max_length = tune_max_length
         self.random_state = random_state
 
     def __sklearn_tags__(self):
@@ -488,6 +500,7 @@ class BertCLSVectorizer(
             seed=seed,
         )
         spec = with_prompt_skip(self._encoding_spec(handle), handle.torch_model)
+        spec = tuning_spec(spec, self.tune_max_length)
         tuned, report = tuned_handle(
             handle,
             spec,
