@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shots", default="8,64")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds run from this one on"
+    )
     parser.add_argument("--full", action="store_true")
     parser.add_argument("--max-steps", type=int, default=1000)
     parser.add_argument("--contenders", default="setfit,contrastive,classification")
@@ -132,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.full:
         settings.append((f"full, {args.max_steps} steps", None))
     for label, per_class in settings:
-        for seed in range(args.seeds if per_class else 1):
+        first = args.first_seed
+        for seed in range(first, first + (args.seeds if per_class else 1)):
             if per_class:
                 X, y = sample(texts, labels, per_class, seed)
                 max_steps = None

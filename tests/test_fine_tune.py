@@ -383,6 +383,38 @@ def test_tune_max_length_tunes_on_a_bounded_part_of_each_text(
     assert all(len(row) == 10 for row in forwarded)
 
 
+def test_a_search_over_how_transform_reads_long_texts_tunes_once(tiny_model_dir):
+    """With ``tune_max_length``, tuning reads the same inputs whatever
+    ``long_texts`` and ``max_length`` say (head and tail): one tuning run."""
+    texts, labels = word_task(24, seed=6)
+    texts = [f"{text} {text} {text}" for text in texts]
+    calls = []
+    original = skbert._tuning.loop.tune
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    params = {"fine_tune": "classification", "tune_max_length": 10, "random_state": 1}
+    with mock.patch.object(skbert._tuning.loop, "tune", counting):
+        fitted = [
+            vectorizer(
+                tiny_model_dir,
+                long_texts=long_texts,
+                max_length=length,
+                stride=stride,
+                **params,
+            ).fit(texts, labels)
+            for long_texts, length, stride in [
+                ("chunk", 20, 0),
+                ("chunk", 16, 4),
+                ("head_tail", 20, 0),
+            ]
+        ]
+    assert len(calls) == 1
+    assert len({v.fingerprint_ for v in fitted}) == 1
+
+
 def test_a_tune_max_length_beyond_max_length_is_refused(tiny_model_dir, task):
     X_train, _, y_train, _ = task
     with pytest.raises(ValueError, match=r"tune_max_length=40 exceeds max_length=20"):

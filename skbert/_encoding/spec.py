@@ -162,6 +162,11 @@ def tuning_spec(spec: EncodingSpec, tune_max_length: int | None) -> EncodingSpec
     with ``tune_max_length``, one input of at most that many tokens per text
     (the first tokens where ``spec`` truncates, else the head and tail).
 
+    The options tuning then does not read (the windows' stride and
+    combination) take their defaults, so that the tuning inputs, and the memo
+    of tuned encoders, do not depend on how ``transform`` reads long texts: a
+    search over ``long_texts`` or ``max_length`` tunes once per fold.
+
     Raises
     ------
     ValueError
@@ -176,11 +181,14 @@ def tuning_spec(spec: EncodingSpec, tune_max_length: int | None) -> EncodingSpec
             "would train on tokens the vectors never see. Use tune_max_length <= "
             f"{spec.max_length}, or None to tune on the texts as transform reads them."
         )
-    if spec.long_texts == "truncate":
-        return dataclasses.replace(spec, max_length=tune_max_length)
-    head = spec.head_tokens if spec.long_texts == "head_tail" else None
+    truncate = spec.long_texts == "truncate"
     return dataclasses.replace(
-        spec, max_length=tune_max_length, long_texts="head_tail", head_tokens=head
+        spec,
+        max_length=tune_max_length,
+        long_texts="truncate" if truncate else "head_tail",
+        head_tokens=spec.head_tokens if spec.long_texts == "head_tail" else None,
+        stride=0,
+        chunk_combine="mean",
     )
 
 
