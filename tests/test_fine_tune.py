@@ -330,13 +330,14 @@ def test_long_texts_are_tuned_as_transform_reads_them(tiny_model_dir, long_texts
     assert tuned.transform(texts[:3]).shape == (3, 32)
 
 
-def _head_and_tail(tokenizer, text: str, length: int) -> list[int]:
+def _head_and_tail(tokenizer, text: str, length: int, head=None) -> list[int]:
     """The oracle: the model input of ``text`` cut to ``length`` tokens by its
-    head (a quarter of the room) and tail, with the tokenizer's special tokens."""
+    head (``head`` tokens, by default a quarter of the room) and tail, with the
+    tokenizer's special tokens."""
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     room = length - 2
     if len(ids) > room:
-        head = room // 4
+        head = room // 4 if head is None else head
         ids = ids[:head] + ids[len(ids) - (room - head) :]
     return [tokenizer.cls_token_id, *ids, tokenizer.sep_token_id]
 
@@ -360,11 +361,15 @@ def test_tune_max_length_tunes_on_a_bounded_part_of_each_text(
         forwarded.extend(list(row) for row in rows)
         return collate(rows, *args, **kwargs)
 
+    head_tokens = 8 if long_texts == "head_tail" else None
+    # random_state=None: each case tunes afresh (the chunk and head_tail cases
+    # share their tuning inputs, and would share a memo entry under one seed)
     tuned = vectorizer(
         tiny_model_dir,
         pooling="mean",
         max_length=20,
         long_texts=long_texts,
+        head_tokens=head_tokens,
         fine_tune="classification",
         tune_max_length=10,
         tune_epochs=1,
@@ -377,8 +382,9 @@ def test_tune_max_length_tunes_on_a_bounded_part_of_each_text(
             tokenizer(text, truncation=True, max_length=10)["input_ids"]
             for text in texts
         ]
-    else:
-        ids = [_head_and_tail(tokenizer, text, 10) for text in texts]
+    else:  # head_tokens=8 of 20 is 4 of 10: the tail keeps the same share
+        head = None if head_tokens is None else 4
+        ids = [_head_and_tail(tokenizer, text, 10, head) for text in texts]
     assert sorted(forwarded) == sorted(ids)  # one epoch: each text once
     assert all(len(row) == 10 for row in forwarded)
 
@@ -424,6 +430,26 @@ def test_a_tune_max_length_beyond_max_length_is_refused(tiny_model_dir, task):
             fine_tune="classification",
             tune_max_length=40,
         ).fit(X_train, y_train)
+
+
+def test_a_tune_max_length_without_room_after_the_prompt_is_refused(
+    st_dense_folder, task
+):
+    """The folder's "query: " prompt is left out of the pooling: its tokens
+    and the two special tokens leave no text to tune on."""
+    from transformers import AutoTokenizer
+
+    X_train, _, y_train, _ = task
+    tokenizer = AutoTokenizer.from_pretrained(st_dense_folder)
+    full = len(tokenizer("query: ", add_special_tokens=False)["input_ids"]) + 2
+    tuning = {"pooling": "auto", "fine_tune": "classification", "tune_max_steps": 1}
+    with pytest.raises(ValueError, match=f"tune_max_length={full} leaves no room"):
+        vectorizer(st_dense_folder, tune_max_length=full, **tuning).fit(
+            X_train, y_train
+        )
+    vectorizer(st_dense_folder, tune_max_length=full + 1, **tuning).fit(
+        X_train, y_train
+    )
 
 
 def test_an_encoder_tuned_before_a_tuning_parameter_existed_still_encodes(

@@ -157,10 +157,15 @@ def _check_backend(
         )
 
 
-def tuning_spec(spec: EncodingSpec, tune_max_length: int | None) -> EncodingSpec:
+def tuning_spec(
+    spec: EncodingSpec, tune_max_length: int | None, suffix: int
+) -> EncodingSpec:
     """How fine-tuning reads the texts: as ``spec`` (transform's) says, or,
     with ``tune_max_length``, one input of at most that many tokens per text
-    (the first tokens where ``spec`` truncates, else the head and tail).
+    (the first tokens where ``spec`` truncates, else the head and tail; a
+    ``head_tokens`` set for ``"head_tail"`` shrinks in proportion, so that the
+    tail stays). ``suffix``: the special tokens the tokenizer puts after a
+    text.
 
     The options tuning then does not read (the windows' stride and
     combination) take their defaults, so that the tuning inputs, and the memo
@@ -170,7 +175,8 @@ def tuning_spec(spec: EncodingSpec, tune_max_length: int | None) -> EncodingSpec
     Raises
     ------
     ValueError
-        When ``tune_max_length`` exceeds the ``max_length`` transform reads.
+        When ``tune_max_length`` exceeds the ``max_length`` transform reads,
+        or leaves no room for the text after a prompt left out of the pooling.
     """
     if tune_max_length is None:
         return spec
@@ -178,15 +184,25 @@ def tuning_spec(spec: EncodingSpec, tune_max_length: int | None) -> EncodingSpec
         raise ValueError(
             f"tune_max_length={tune_max_length} exceeds max_length="
             f"{spec.max_length} (the tokens transform reads of each input): tuning "
-            "would train on tokens the vectors never see. Use tune_max_length <= "
-            f"{spec.max_length}, or None to tune on the texts as transform reads them."
+            "would read more of each text than transform does. Use tune_max_length "
+            f"<= {spec.max_length}, or None to tune on the texts as transform reads "
+            "them."
         )
+    if spec.skip and tune_max_length <= spec.skip + suffix:
+        raise ValueError(
+            f"tune_max_length={tune_max_length} leaves no room for the text: the "
+            f"prompt left out of the pooling and the special tokens take "
+            f"{spec.skip + suffix}; use a larger tune_max_length."
+        )
+    head = None
+    if spec.long_texts == "head_tail" and spec.head_tokens is not None:
+        head = spec.head_tokens * tune_max_length // spec.max_length
     truncate = spec.long_texts == "truncate"
     return dataclasses.replace(
         spec,
         max_length=tune_max_length,
         long_texts="truncate" if truncate else "head_tail",
-        head_tokens=spec.head_tokens if spec.long_texts == "head_tail" else None,
+        head_tokens=head,
         stride=0,
         chunk_combine="mean",
     )

@@ -189,7 +189,8 @@ class BertCLSVectorizer(
         (binary or multi-class, strings or integers). ``None`` uses the
         pre-trained encoder as it is and ignores ``y``. A copy of the encoder
         is trained, through the same pooling (``pooling``, ``layers``,
-        ``long_texts``, ...) that ``transform`` then uses:
+        ``long_texts``, ...) that ``transform`` then uses (long texts cut to
+        ``tune_max_length`` tokens, where it is set):
 
         - ``"classification"``: cross-entropy through a temporary linear head
           on the pooled vector (the head is discarded, the tuned encoder
@@ -228,7 +229,8 @@ class BertCLSVectorizer(
     tune_max_length : int, default=None
         Tokens each text gives tuning, at most ``max_length``: one input per
         text, its first tokens (``long_texts="truncate"``) or its head and
-        tail (``"head_tail"`` and ``"chunk"``, as ``"head_tail"`` keeps them),
+        tail (``"head_tail"`` and ``"chunk"``, as ``"head_tail"`` keeps them,
+        a ``head_tokens`` scaled to the shorter input),
         so that tuning on long texts costs a bounded amount per text while
         ``transform`` still reads them as ``long_texts`` and ``max_length``
         say (for instance, tune on 256 tokens of each review, then encode
@@ -500,7 +502,8 @@ class BertCLSVectorizer(
             seed=seed,
         )
         spec = with_prompt_skip(self._encoding_spec(handle), handle.torch_model)
-        spec = tuning_spec(spec, self.tune_max_length)
+        suffix = len(handle.torch_model.tokenizer.suffix)
+        spec = tuning_spec(spec, self.tune_max_length, suffix)
         tuned, report = tuned_handle(
             handle,
             spec,

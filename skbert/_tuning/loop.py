@@ -1,7 +1,8 @@
 """Fine-tuning: a copy of the encoder adapted to class labels (torch).
 
 Data flow: texts -> the same model inputs ``transform`` makes (prompt,
-lower-casing, ``long_texts`` windows) -> examples (texts, or SetFit pairs,
+lower-casing, ``long_texts`` windows; the estimator's ``tune_max_length``
+gives a spec that cuts them shorter) -> examples (texts, or SetFit pairs,
 :mod:`skbert._tuning.pairs`) -> shuffled batches -> micro-batches within the
 token budget (``max_batch_tokens``; whole examples, so the accumulated
 gradient is the batch's) -> the pooled vector exactly as ``transform``
