@@ -394,13 +394,7 @@ def test_a_search_over_how_transform_reads_long_texts_tunes_once(tiny_model_dir)
     ``long_texts`` and ``max_length`` say (head and tail): one tuning run."""
     texts, labels = word_task(24, seed=6)
     texts = [f"{text} {text} {text}" for text in texts]
-    calls = []
-    original = skbert._tuning.loop.tune
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-
+    calls, counting = _tuning_calls()
     params = {"fine_tune": "classification", "tune_max_length": 10, "random_state": 1}
     with mock.patch.object(skbert._tuning.loop, "tune", counting):
         fitted = [
