@@ -126,12 +126,13 @@ def check_model_parameters(vectorizer: Any) -> None:
     report = getattr(vectorizer, "fine_tune_report_", None)
     fitted = None if report is None else report.get("params")
     now = tuning_params(params)
-    if fitted is not None and not isinstance(fitted, dict):
-        raise ValueError(
-            "Refusing this estimator: its fine_tune_report_['params'] is not a "
-            "dict of the tuning parameters it was fitted with; fit it again."
-        )
-    if fitted is not None:  # tuning parameters added since that fit: defaults
+    if fitted is not None:
+        if not isinstance(fitted, dict):
+            raise ValueError(
+                "Refusing this estimator: its fine_tune_report_['params'] is not a "
+                "dict of the tuning parameters it was fitted with; fit it again."
+            )
+        # tuning parameters added since that fit read as their defaults
         fitted = {**{k: v[0] for k, v in TUNING_DEFAULTS.items()}, **fitted}
     if now != fitted:
         changed = (

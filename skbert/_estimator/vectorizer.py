@@ -428,6 +428,7 @@ class BertCLSVectorizer(
         # A plain fit with the session's cache, where another process of the
         # session loaded this folder, reads no weights (nor imports torch, on
         # the CPU) until a text is missing from the cache.
+        # the device first: a bad one is refused before the folder is found
         device_name, dtype_name = first_place(self.get_params(deep=False))
         located = locate(source)
         handle = None
