@@ -229,6 +229,14 @@ def contenders(args, model_path: str) -> dict[str, Callable[[list[str]], np.ndar
             runs["skbert openvino bf16"] = skbert_run(
                 backend="openvino", dtype="bfloat16"
             )
+            if importlib.util.find_spec("nncf") is not None:  # calibrated int8
+                runs["skbert openvino int8"] = skbert_run(
+                    backend="openvino", quantize=True, dtype="float32"
+                )
+                if args.dtype == "bfloat16":
+                    runs["skbert openvino int8 bf16"] = skbert_run(
+                        backend="openvino", quantize=True, dtype="bfloat16"
+                    )
     if args.peers:
         runs.update(
             peer_contenders(

@@ -5,38 +5,11 @@ Reading them needs only the standard library and numpy (no torch, no pandas).
 
 from __future__ import annotations
 
-import csv
-from importlib import resources
-
 import numpy as np
 
+from ._core.shipped import SENTIMENT_SOURCES, read_sentences
+
 __all__ = ["SENTIMENT_SOURCES", "load_sentiment_sentences"]
-
-#: The UCI "Sentiment Labelled Sentences" files: source name -> file in ``_data``.
-SENTIMENT_SOURCES: dict[str, str] = {
-    "yelp": "uci_yelp.tsv",
-    "amazon": "uci_amazon.tsv",
-    "imdb": "uci_imdb.tsv",
-}
-
-
-def _read_tsv(filename: str) -> tuple[list[str], list[int]]:
-    """Texts and labels of one ``text<TAB>label`` file with CSV quoting."""
-    resource = resources.files("skbert").joinpath("_data", filename)
-    with resource.open("r", encoding="utf-8", newline="") as handle:
-        rows = csv.reader(handle, delimiter="\t")
-        header = next(rows)
-        if header != ["text", "label"]:
-            raise ValueError(
-                f"{filename}: expected the header ['text', 'label'], got {header!r}."
-            )
-        texts, labels = [], []
-        for line, row in enumerate(rows, start=2):
-            if len(row) != 2 or row[1] not in ("0", "1"):
-                raise ValueError(f"{filename}, line {line}: malformed row {row!r}.")
-            texts.append(row[0])
-            labels.append(int(row[1]))
-    return texts, labels
 
 
 def load_sentiment_sentences(source: str = "yelp") -> tuple[list[str], np.ndarray]:
@@ -88,7 +61,7 @@ def load_sentiment_sentences(source: str = "yelp") -> tuple[list[str], np.ndarra
     texts: list[str] = []
     labels: list[int] = []
     for name in names:
-        more_texts, more_labels = _read_tsv(SENTIMENT_SOURCES[name])
+        more_texts, more_labels = read_sentences(SENTIMENT_SOURCES[name])
         texts.extend(more_texts)
         labels.extend(more_labels)
     return texts, np.asarray(labels, dtype=np.int64)

@@ -218,6 +218,31 @@ def test_openvino_equals_torch(family_dirs, name, tmp_path, monkeypatch):
     assert_graph_equals_torch(folder, "openvino", ("cls", "mean"), "max")
 
 
+@pytest.mark.slow  # NNCF calibrates in a child process
+@pytest.mark.parametrize("name", sorted(ONNX))
+def test_openvino_int8_points_where_the_model_does(
+    family_dirs, name, tmp_path, monkeypatch
+):
+    # quantize=True on OpenVINO: calibrated int8 for every family exported,
+    # within the cosine bound every int8 model is made under
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    if (
+        name in NEEDS_NEWER_TRANSFORMERS | OPENVINO_NEEDS_NEWER_TRANSFORMERS
+        and OLD_TRANSFORMERS
+    ):
+        pytest.skip("compiled by OpenVINO with transformers 5.25 or newer only")
+    monkeypatch.setenv("SKBERT_HOME", str(tmp_path))
+    folder = family_dirs[name, False]
+    int8 = encode(folder, pooling="mean", backend="openvino", quantize=True)
+    expected = Oracle(folder).vectors(TEXTS, "mean")
+    cosine = np.sum(int8 * expected, 1) / (
+        np.linalg.norm(int8, axis=1) * np.linalg.norm(expected, axis=1)
+    )
+    assert cosine.min() >= 0.9, cosine
+    assert list(tmp_path.rglob("openvino-int8*.xml")), "not the int8 model"
+
+
 @pytest.mark.parametrize("name", sorted(ENCODERS))
 def test_onnx_equals_torch_or_is_refused_clearly(
     family_dirs, name, tmp_path, monkeypatch

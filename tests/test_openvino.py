@@ -2,13 +2,17 @@
 
 Expected vectors come from transformers' own BertModel run on each text alone
 (``tiny_oracle``); float32 must match it as the ONNX Runtime backend does,
-bfloat16 by cosine.
+bfloat16 and int8 (``quantize=True``) by cosine. That int8 is int8 is read in
+the quantized model on disk with OpenVINO's own reader: its activations pass
+through ``FakeQuantize`` nodes (calibrated, static quantization).
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,7 +82,6 @@ def test_a_pickle_runs_openvino_again(tiny_model_dir, tiny_oracle, texts, home):
         ({"layers": 1}, "backend='openvino' computes the last layer only"),
         ({"dtype": "float16"}, "float32 or bfloat16"),
         ({"device": "cuda"}, "backend='openvino' runs on the CPU"),
-        ({"quantize": True}, "needs backend='onnx'"),
     ],
 )
 def test_unsupported_options_are_refused(tiny_model_dir, home, params, message):
@@ -121,3 +124,84 @@ def test_what_openvino_cannot_compile_is_refused_naming_it(
         vectorizer(tiny_model_dir, backend="openvino").fit(["a"])
     assert "If operation with dynamic rank" in str(raised.value)
     assert "backend='onnx'" in str(raised.value)
+
+
+def quantized_models(home: Path) -> list[Path]:
+    """The int8 OpenVINO models written under ``home``."""
+    return sorted(home.rglob("openvino-int8*.xml"))
+
+
+def fake_quantize_nodes(model: Path) -> int:
+    import openvino
+
+    ops = openvino.Core().read_model(str(model)).get_ops()
+    return sum(op.get_type_name() == "FakeQuantize" for op in ops)
+
+
+@pytest.mark.slow  # NNCF calibrates in a child process
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_int8_points_where_float32_does(
+    tiny_model_dir, tiny_oracle, texts, home, dtype
+):
+    pytest.importorskip("nncf")
+    found = vectorizer(
+        tiny_model_dir, pooling="mean", backend="openvino", quantize=True, dtype=dtype
+    ).fit_transform(texts)
+    expected = tiny_oracle.vectors(texts, "mean")
+    assert found.dtype == np.float32
+    assert cosine(found, expected).min() >= 0.9  # INT8_MIN_COSINE, as ONNX's int8
+    assert np.abs(found - expected).max() > 1e-4  # not the float32 graph
+    (model,) = quantized_models(home)
+    # weights and activations of every matrix product of the 2 layers: static
+    assert fake_quantize_nodes(model) >= 2 * 6
+
+
+@pytest.mark.slow  # NNCF calibrates in a child process
+def test_int8_is_made_once_quietly_and_reused(tiny_model_dir, texts, home, capfd):
+    pytest.importorskip("nncf")
+    first = vectorizer(tiny_model_dir, backend="openvino", quantize=True).fit(texts)
+    vectors = first.transform(texts)
+    printed = capfd.readouterr()
+    assert printed.out == "" and "Statistics" not in printed.err, printed
+    (model,) = quantized_models(home)
+    written = os.stat(model).st_mtime_ns
+    skbert.clear_model_cache()
+    again = pickle.loads(pickle.dumps(first))
+    np.testing.assert_array_equal(again.transform(texts), vectors)
+    assert os.stat(model).st_mtime_ns == written  # read, not made again
+    assert quantized_models(home) == [model]
+
+
+@pytest.mark.slow  # NNCF calibrates in a child process
+def test_int8_vectors_are_not_served_to_float32(
+    tiny_model_dir, tiny_oracle, texts, home
+):
+    pytest.importorskip("nncf")
+    vectorizer(
+        tiny_model_dir, pooling="mean", backend="openvino", quantize=True, cache="auto"
+    ).fit_transform(texts)
+    float32 = vectorizer(
+        tiny_model_dir, pooling="mean", backend="openvino", cache="auto"
+    ).fit_transform(texts)
+    np.testing.assert_allclose(
+        float32, tiny_oracle.vectors(texts, "mean"), rtol=0, atol=1e-4
+    )
+
+
+def test_without_nncf_int8_says_what_to_install(tiny_model_dir, home, monkeypatch):
+    monkeypatch.setitem(sys.modules, "nncf", None)  # not installed
+    with pytest.raises(ImportError, match=r"pip install 'skbert\[openvino\]'"):
+        vectorizer(tiny_model_dir, backend="openvino", quantize=True).fit(["a"])
+
+
+@pytest.mark.slow  # NNCF calibrates in a child process
+def test_an_int8_model_that_differs_from_torch_is_refused_and_removed(
+    tiny_model_dir, home, monkeypatch
+):
+    pytest.importorskip("nncf")
+    import skbert._encoding.openvino as _openvino
+
+    monkeypatch.setattr(_openvino, "INT8_MIN_COSINE", 1.01)  # nothing passes
+    with pytest.raises(RuntimeError, match="OpenVINO's int8 quantization"):
+        vectorizer(tiny_model_dir, backend="openvino", quantize=True).fit(["a"])
+    assert quantized_models(home) == []  # made again next time, not served

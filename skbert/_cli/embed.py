@@ -212,14 +212,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--backend",
         choices=BACKENDS,
         default="torch",
-        help="run the model with torch or with ONNX Runtime on the CPU (needs "
-        '"skbert[onnx]"; last layer and float32 only) (default: %(default)s)',
+        help="run the model with torch, or on the CPU with ONNX Runtime (needs "
+        '"skbert[onnx]"; float32) or OpenVINO (needs "skbert[openvino]"; '
+        "float32 or bfloat16), last layer only (default: %(default)s)",
     )
     vectorizer.add_argument(
         "--quantize",
         action="store_true",
-        help="with --backend onnx: int8 weights, about twice as fast at a small "
-        "accuracy cost",
+        help="with --backend onnx or openvino: int8, about twice as fast at a "
+        "small accuracy cost (openvino: calibrated int8 activations too)",
     )
     vectorizer.add_argument(
         "--cache",

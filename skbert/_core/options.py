@@ -56,13 +56,15 @@ DTYPES = ("float32", "float16", "bfloat16", "auto")
 #: ``backend`` values.
 BACKENDS = ("torch", "onnx", "openvino")
 #: What runs a loaded model (its ``backend`` field, part of the cache keys and
-#: the version stamps): a ``backend``, and ONNX with int8 weights.
-RUNNERS = ("torch", "onnx", "onnx-int8", "openvino")
+#: the version stamps): a ``backend``; ONNX Runtime with int8 weights
+#: (activations quantized on the fly); OpenVINO with int8 weights and
+#: calibrated int8 activations.
+RUNNERS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 
 
 def runner(backend: str, quantize: bool = False) -> str:
-    """The :data:`RUNNERS` name of ``backend`` (``quantize``: int8 weights)."""
-    name = "onnx-int8" if backend == "onnx" and quantize else backend
+    """The :data:`RUNNERS` name of ``backend`` (``quantize``: int8)."""
+    name = f"{backend}-int8" if backend != "torch" and quantize else backend
     if name not in RUNNERS:
         raise ValueError(f"backend={backend!r} is not one of {', '.join(BACKENDS)}")
     return name
@@ -75,7 +77,7 @@ def on_onnx_runtime(name: str) -> bool:
 
 def on_openvino(name: str) -> bool:
     """Whether the :data:`RUNNERS` name ``name`` runs on OpenVINO."""
-    return name == "openvino"
+    return name in ("openvino", "openvino-int8")
 
 
 def runs_exported_graph(name: str) -> bool:

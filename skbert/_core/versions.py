@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from importlib.metadata import PackageNotFoundError, version
 
-from .options import on_openvino, runs_exported_graph
+from .options import on_openvino, runner, runs_exported_graph
 from .report import user_stacklevel
 
 __all__ = [
@@ -95,7 +95,9 @@ def _versions_of(packages: Iterable[str]) -> dict[str, str | None]:
 def relevant_packages(backend: str) -> tuple[str, ...]:
     """The packages whose versions decide vectors computed by ``backend``."""
     graph = ("onnxruntime",) if runs_exported_graph(backend) else ()  # it fuses it
-    return _ALWAYS + graph + (("openvino",) if on_openvino(backend) else ())
+    engine = ("openvino",) if on_openvino(backend) else ()
+    calibrated = ("nncf",) if backend == runner("openvino", True) else ()
+    return _ALWAYS + graph + engine + calibrated
 
 
 def compute_stamp(backend: str, dtype: str) -> str:

@@ -153,7 +153,7 @@ def running_model(
         from .openvino import load_openvino
 
         def load() -> LoadedModel:
-            return load_openvino(base, dtype=dtype)
+            return load_openvino(base, dtype=dtype, quantize=quantize)
     else:
         from .onnx import load_onnx
 

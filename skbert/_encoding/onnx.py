@@ -434,10 +434,13 @@ def verify(
     *,
     min_cosine: float | None = None,
     what_differs: str = "The ONNX export",
+    advice: str | None = None,
 ) -> None:
     """Refuse a graph that does not reproduce the torch model: float32 within
     :data:`TOLERANCE` of it, int8 (an approximation) pointing the same way;
-    ``min_cosine``: any graph checked as an approximation with that bound."""
+    ``min_cosine``: any graph checked as an approximation with that bound;
+    ``advice``: what the error tells the user to do (by default: torch, or
+    delete the file to export it again)."""
     import torch
 
     batch = _probe_batch(loaded, _PROBE_TEXTS)
@@ -464,10 +467,12 @@ def verify(
         ok, what = float(diff) <= TOLERANCE, f"{float(diff):.2e}"  # NaN refused
         bound = f"> {TOLERANCE}"
     if not ok:
+        advice = advice or (
+            f"Use backend='torch', or delete {str(path)!r} to export it again."
+        )
         raise RuntimeError(
             f"{what_differs} differs from the torch model ({what} {bound}); "
-            f"refusing to use it. Use backend='torch', or delete {str(path)!r} "
-            "to export it again."
+            f"refusing to use it. {advice}"
         )
 
 

@@ -6,9 +6,13 @@ torch; :mod:`skbert._encoding.onnx`), read and compiled by OpenVINO's CPU
 plugin with an explicit inference precision: float32 (OpenVINO's own default
 is bfloat16 on a CPU that has it, so it is never left to choose), or bfloat16
 with ``dtype="bfloat16"`` (``"auto"`` on a CPU with bfloat16 arithmetic).
-Every compiled model is checked against torch before first use: float32
-within the ONNX tolerance, bfloat16 by the cosine of the mean-pooled states
-(:data:`BF16_MIN_COSINE`). The compiled model lives in this process only.
+With ``quantize=True`` it compiles the calibrated int8 model made from that
+export (:mod:`skbert._encoding.openvino_int8`), what stays in floating point
+computed in ``dtype``. Every compiled model is checked against torch before
+first use: float32 within the ONNX tolerance, bfloat16 by the cosine of the
+mean-pooled states (:data:`BF16_MIN_COSINE`), int8 by that cosine too
+(:data:`INT8_MIN_COSINE`, ONNX Runtime's int8 bound). The compiled model
+lives in this process only.
 """
 
 from __future__ import annotations
@@ -20,14 +24,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._core.options import runner
-from .onnx import GraphModel, exported_graph, verify
+from .onnx import INT8_MIN_COSINE, GraphModel, exported_graph, verify
+from .openvino_int8 import int8_model, remove
 
 if TYPE_CHECKING:
     import torch
 
     from .._model.checkpoint import LoadedModel
 
-__all__ = ["BF16_MIN_COSINE", "OpenVinoModel", "load_openvino"]
+__all__ = ["BF16_MIN_COSINE", "INT8_MIN_COSINE", "OpenVinoModel", "load_openvino"]
 
 #: Smallest cosine to torch's float32 mean-pooled states accepted for the
 #: bfloat16 model (the bound ``dtype="auto"`` keeps on the torch path).
@@ -79,13 +84,16 @@ def _compile(openvino: Any, graph: Any, config: dict[str, Any]) -> Any:
     return core.compile_model(core.read_model(str(graph)), "CPU", config)
 
 
-def load_openvino(loaded: LoadedModel, *, dtype: torch.dtype) -> LoadedModel:
+def load_openvino(
+    loaded: LoadedModel, *, dtype: torch.dtype, quantize: bool = False
+) -> LoadedModel:
     """The OpenVINO twin of ``loaded`` (a float32 CPU torch model), computing
-    in ``dtype`` (float32 or bfloat16)."""
+    in ``dtype`` (float32 or bfloat16); ``quantize``: its calibrated int8
+    model, computing what stays in floating point in ``dtype``."""
     import torch
 
     openvino = _import_openvino()
-    graph = exported_graph(loaded)
+    graph = int8_model(loaded) if quantize else exported_graph(loaded)
     precision = _precision(dtype)
     config = {
         "INFERENCE_PRECISION_HINT": precision,
@@ -103,18 +111,39 @@ def load_openvino(loaded: LoadedModel, *, dtype: torch.dtype) -> LoadedModel:
             "Runtime) or backend='torch'."
         ) from exc
     model = OpenVinoModel(compiled, loaded.info.has_pooler)
-    verify(
-        model,
-        loaded,
-        graph,
-        min_cosine=BF16_MIN_COSINE if precision == "bf16" else None,
-        what_differs=f"OpenVINO's {precision} compilation of the ONNX export",
-    )
+    if quantize:
+        _verify_int8(model, loaded, graph)
+    else:
+        verify(
+            model,
+            loaded,
+            graph,
+            min_cosine=BF16_MIN_COSINE if precision == "bf16" else None,
+            what_differs=f"OpenVINO's {precision} compilation of the ONNX export",
+        )
     return dataclasses.replace(
         loaded,
         model=model,
         device=torch.device("cpu"),
         dtype=dtype,
         float32_state=None,
-        backend=runner("openvino"),
+        backend=runner("openvino", quantize),
     )
+
+
+def _verify_int8(model: OpenVinoModel, loaded: LoadedModel, path: Any) -> None:
+    """Check the int8 model against torch (every load: a damaged file is
+    refused too); one that fails is removed, so that it is made again."""
+    try:
+        verify(
+            model,
+            loaded,
+            path,
+            min_cosine=INT8_MIN_COSINE,
+            what_differs="OpenVINO's int8 quantization of the ONNX export",
+            advice="It was removed from the cache. Use quantize=False, or "
+            "backend='onnx' with quantize=True.",
+        )
+    except RuntimeError:
+        remove(path)
+        raise

@@ -121,10 +121,11 @@ def _prompt(params: dict[str, Any], info: ModelInfo, name: str) -> str:
 def _check_backend(
     params: dict[str, Any], layers: tuple[int, ...], info: ModelInfo
 ) -> None:
-    if params["quantize"] and params["backend"] != "onnx":
+    if params["quantize"] and params["backend"] == "torch":
         raise ValueError(
-            "quantize=True needs backend='onnx' (int8 ONNX Runtime weights); "
-            "set backend='onnx' or quantize=False."
+            "quantize=True needs backend='onnx' (int8 weights on ONNX Runtime) "
+            "or backend='openvino' (calibrated int8 on OpenVINO); set one of "
+            "them, or quantize=False."
         )
     backend = params["backend"]
     if backend == "torch":
