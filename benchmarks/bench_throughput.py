@@ -423,6 +423,13 @@ def main() -> None:
     )
     parser.add_argument("--no-onnx", dest="onnx", action="store_false")
     parser.add_argument(
+        "--only",
+        type=lambda value: [name.strip() for name in value.split(",")],
+        default=None,
+        help="comma-separated contender names to time (sentence-transformers, "
+        "the reference, always is); default: every contender",
+    )
+    parser.add_argument(
         "--peak-gflops",
         type=float,
         default=None,
@@ -519,6 +526,12 @@ def main() -> None:
     )
 
     runs = contenders(args, model_path)
+    if args.only:
+        unknown = set(args.only) - set(runs)
+        if unknown:
+            parser.error(f"--only: no contender {', '.join(sorted(unknown))}")
+        keep = {"sentence-transformers", *args.only}
+        runs = {name: run for name, run in runs.items() if name in keep}
     work = model_flops(model_path, texts, args.max_length)
     cores = torch.get_num_threads()
     measured = None if args.peak_gflops else measured_peak_gflops(cores)
