@@ -205,3 +205,22 @@ def test_an_int8_model_that_differs_from_torch_is_refused_and_removed(
     with pytest.raises(RuntimeError, match="OpenVINO's int8 quantization"):
         vectorizer(tiny_model_dir, backend="openvino", quantize=True).fit(["a"])
     assert quantized_models(home) == []  # made again next time, not served
+
+
+def test_nncf_runs_with_its_telemetry_declined(tiny_model_dir, home, monkeypatch):
+    # openvino-telemetry, which NNCF reports usage through, declines where
+    # CI=true (opt_in_checker._run_in_ci) without a consent file being written
+    pytest.importorskip("nncf")
+    import skbert._encoding.openvino_int8 as _int8
+
+    seen = {}
+
+    def run(command, **kwargs):
+        seen.update(kwargs)
+        raise KeyboardInterrupt  # stop before NNCF starts
+
+    monkeypatch.setattr(_int8.subprocess, "run", run)
+    with pytest.raises(KeyboardInterrupt):
+        vectorizer(tiny_model_dir, backend="openvino", quantize=True).fit(["a"])
+    assert seen["env"]["CI"] == "true"
+    assert quantized_models(home) == []  # nothing half-written

@@ -15,7 +15,8 @@ only by changing process-wide settings that belong to the user. The model is
 written as ``openvino-int8-<key>.xml`` (weights in ``.bin``) beside the
 export, under the export folder's lock, the weights first and the ``.xml``
 last, so a model on disk is always whole; ``<key>`` names the recipe and the
-versions of OpenVINO and NNCF that made it.
+versions of OpenVINO and NNCF that made it. skbert sends nothing anywhere, and
+NNCF's usage telemetry is declined in its process (:func:`child_environment`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,15 @@ def require_nncf() -> None:
             "int8 model: pip install 'skbert[openvino]' (or pip install nncf), "
             "or use quantize=False, or backend='onnx' with quantize=True."
         )
+
+
+def child_environment() -> dict[str, str]:
+    """The environment of NNCF's process: this one's, with NNCF's usage
+    telemetry declined. NNCF sends usage events through openvino-telemetry
+    unless a consent file says no; the one switch that declines it without
+    touching the user's consent file is ``CI=true``, which it reads as a
+    machine that must not report."""
+    return {**os.environ, "CI": "true"}
 
 
 def calibration_texts() -> list[str]:
@@ -121,6 +131,7 @@ def _quantize(loaded: LoadedModel, graph: Path, target: Path) -> None:
             text=True,
             check=False,
             cwd=tmp,
+            env=child_environment(),
         )
         if done.returncode != 0 or not made.exists():
             lines = (done.stderr or done.stdout).strip().splitlines()
