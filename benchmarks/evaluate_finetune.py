@@ -133,6 +133,10 @@ def splits(data: dict[str, Any], folds: int) -> list[tuple[Any, Any, Any, Any]]:
     return out
 
 
+#: The backends ``--cost`` times: ``(backend, quantize)``.
+COST_BACKENDS = (("torch", False), ("onnx", False), ("onnx", True), ("openvino", True))
+
+
 def encoding_cost(args: argparse.Namespace, texts: list[str]) -> list[dict]:
     """What encoding costs with ``args.model``: texts per second (wall and CPU,
     median of ``--cost-rounds`` rounds over ``--cost-texts`` texts, no cache)
@@ -141,7 +145,8 @@ def encoding_cost(args: argparse.Namespace, texts: list[str]) -> list[dict]:
 
     texts = texts[: args.cost_texts]
     rows = []
-    for backend in ("torch", "onnx"):
+    for backend, quantize in COST_BACKENDS:
+        name = f"{backend}-int8" if quantize else backend
         vectorizer = BertCLSVectorizer(
             model_name_or_path=args.model,
             pooling=args.pooling,
@@ -150,13 +155,14 @@ def encoding_cost(args: argparse.Namespace, texts: list[str]) -> list[dict]:
             device="cpu",
             batch_size=32,
             backend=backend,
+            quantize=quantize,
             cache=None,
             show_progress_bar=False,
         )
         try:
             vectorizer.fit(texts[:1])
-        except ValueError as exc:  # a family without an ONNX export yet
-            print(f"cost: {backend} does not run this model: {exc}", flush=True)
+        except (ValueError, ImportError) as exc:  # not for this model, or not here
+            print(f"cost: {name} does not run here: {exc}", flush=True)
             continue
         walls, cpus = [], []
         for _ in range(args.cost_rounds):
@@ -168,7 +174,7 @@ def encoding_cost(args: argparse.Namespace, texts: list[str]) -> list[dict]:
         rows.append(
             {
                 "task": args.task,
-                "row": f"encode:{backend}" + (f"@{args.label}" if args.label else ""),
+                "row": f"encode:{name}" + (f"@{args.label}" if args.label else ""),
                 "texts": len(texts),
                 "texts_per_second": len(texts) / float(np.median(walls)),
                 "texts_per_cpu_second": len(texts) / float(np.median(cpus)),
@@ -177,7 +183,7 @@ def encoding_cost(args: argparse.Namespace, texts: list[str]) -> list[dict]:
             }
         )
         print(
-            f"cost: {backend}: {rows[-1]['texts_per_second']:.0f} texts/s "
+            f"cost: {name}: {rows[-1]['texts_per_second']:.0f} texts/s "
             f"({rows[-1]['texts_per_cpu_second']:.0f} per CPU-second)",
             flush=True,
         )
