@@ -35,7 +35,7 @@ from .._core.filelock import file_lock
 from .._core.shipped import SENTIMENT_SOURCES, read_sentences
 from .._core.versions import _versions_of
 from .._model.identity import canonical_digest
-from .onnx import _onnx_model, _probe_batch, export_folder, exported_graph, verify
+from .onnx import _onnx_model, _probe_batch, exported_graph, verify
 
 if TYPE_CHECKING:
     from .._model.checkpoint import LoadedModel
@@ -91,7 +91,7 @@ def int8_model(loaded: LoadedModel) -> Path:
     graph = exported_graph(loaded)
     key = {"recipe": INT8_RECIPE, **_versions_of(("openvino", "nncf"))}
     digest = canonical_digest(key).removeprefix("sha256:")[:16]
-    target = export_folder(loaded) / f"openvino-int8-{digest}.xml"
+    target = graph.with_name(f"openvino-int8-{digest}.xml")  # beside the export
     with file_lock(target.parent / "export.lock"):
         if not target.exists():
             # int8 only from a float32 graph that was checked
