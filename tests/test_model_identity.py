@@ -617,6 +617,27 @@ def test_int8_cache_entries_of_another_export_recipe_are_not_served(
     assert skbert.cache_info(cache)["misses"] - before == len(set(texts))
 
 
+def test_openvino_cache_entries_of_another_graph_recipe_are_not_served(
+    tiny_model_dir, texts, tmp_path, onnx_home, monkeypatch
+):
+    """OpenVINO compiles a graph of its own recipe (the plain export, and its
+    int8 model): when that recipe changes, so do the vectors, and those of the
+    old graph must not be served for the new one from a cache."""
+    import skbert._core.versions
+
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("openvino")
+    cache = str(tmp_path / "cache")
+    params = dict(backend="openvino", pooling="mean", cache=cache)
+    monkeypatch.setattr(skbert._core.versions, "OPENVINO_GRAPH_VERSION", "old")
+    vectorizer(tiny_model_dir, **params).fit_transform(texts)
+    monkeypatch.setattr(skbert._core.versions, "OPENVINO_GRAPH_VERSION", "new")
+    skbert.clear_model_cache()
+    before = skbert.cache_info(cache)["misses"]
+    vectorizer(tiny_model_dir, **params).fit_transform(texts)
+    assert skbert.cache_info(cache)["misses"] - before == len(set(texts))
+
+
 # -- the soak: everything at once, every vector checked ----------------------
 
 

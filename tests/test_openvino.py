@@ -126,6 +126,39 @@ def test_what_openvino_cannot_compile_is_refused_naming_it(
     assert "backend='onnx'" in str(raised.value)
 
 
+def test_openvino_compiles_the_export_before_onnx_runtimes_fusions(
+    tiny_model_dir, home, monkeypatch
+):
+    # ONNX Runtime's fused operators (com.microsoft Attention with one
+    # query/key/value product, SkipLayerNormalization, ...) reach OpenVINO
+    # decomposed into a slower graph (a reference-kernel Split per layer):
+    # OpenVINO compiles the plain export, checked against torch like the other.
+    import onnx
+
+    import skbert._encoding.openvino as _openvino
+
+    compiled = []
+    real = _openvino._compile
+
+    def compile_and_note(openvino, graph, config):
+        compiled.append(Path(graph))
+        return real(openvino, graph, config)
+
+    monkeypatch.setattr(_openvino, "_compile", compile_and_note)
+    vectorizer(tiny_model_dir, backend="openvino").fit(["a"])
+    (graph,) = compiled
+    domains = {node.domain for node in onnx.load(str(graph)).graph.node}
+    assert domains <= {"", "ai.onnx"}, domains
+    # the ONNX Runtime backend still runs its fused graph
+    vectorizer(tiny_model_dir, backend="onnx").fit(["a"])
+    fused = {
+        node.domain
+        for path in home.rglob("model.onnx")
+        for node in onnx.load(str(path)).graph.node
+    }
+    assert "com.microsoft" in fused
+
+
 def quantized_models(home: Path) -> list[Path]:
     """The int8 OpenVINO models written under ``home``."""
     return sorted(home.rglob("openvino-int8*.xml"))

@@ -18,6 +18,7 @@ from .report import user_stacklevel
 
 __all__ = [
     "ONNX_EXPORT_VERSION",
+    "OPENVINO_GRAPH_VERSION",
     "InconsistentVersionWarning",
     "__version__",
     "compute_stamp",
@@ -30,6 +31,11 @@ __version__ = "0.2.0"
 #: ``backend="onnx"`` changes (older exports and their cached vectors are then
 #: ignored).
 ONNX_EXPORT_VERSION = "5"
+#: Bumped when the graph ``backend="openvino"`` compiles changes: which export
+#: it reads, and how its int8 model is made (older int8 models and the cached
+#: vectors of older graphs are then ignored). 2: the export before ONNX
+#: Runtime's fusions.
+OPENVINO_GRAPH_VERSION = "2"
 
 #: The packages whose versions are recorded (``None`` when not installed).
 PACKAGES = ("skbert", "torch", "transformers", "tokenizers", "onnxruntime")
@@ -102,11 +108,14 @@ def relevant_packages(backend: str) -> tuple[str, ...]:
 
 def compute_stamp(backend: str, dtype: str) -> str:
     """How vectors are computed: backend, precision and library versions, and
-    for ONNX the version of the export recipe that wrote the graph."""
+    for ONNX the version of the export recipe that wrote the graph (for
+    OpenVINO that of the graph it compiles too)."""
     versions = _versions_of(relevant_packages(backend))
     parts = [f"{name}={version}" for name, version in versions.items()]
     if runs_exported_graph(backend):
         parts.append(f"export={ONNX_EXPORT_VERSION}")
+    if on_openvino(backend):
+        parts.append(f"openvino-graph={OPENVINO_GRAPH_VERSION}")
     return "/".join([backend, dtype, *parts])
 
 

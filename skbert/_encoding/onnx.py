@@ -39,7 +39,14 @@ from .batching import collate
 if TYPE_CHECKING:
     from .._model.checkpoint import LoadedModel
 
-__all__ = ["GraphModel", "exported_graph", "load_onnx", "onnx_home", "verify"]
+__all__ = [
+    "GraphModel",
+    "exported_graph",
+    "load_onnx",
+    "onnx_home",
+    "plain_graph",
+    "verify",
+]
 
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 #: Families normalized by RMS norm (no mean subtracted).
@@ -234,12 +241,13 @@ def _check_architecture(model: Any) -> None:
         raise ValueError(refusal)
 
 
-def _export(loaded: LoadedModel, target: Path) -> None:
-    """Export and fuse the float32 encoder graph to ``target`` (atomically)."""
+def _export(loaded: LoadedModel, target: Path, *, fuse: bool = True) -> None:
+    """Export the float32 encoder graph to ``target`` (atomically), fused
+    for ONNX Runtime unless ``fuse`` is false."""
     outputs = {"last_hidden_state": {0: "batch", 1: "tokens"}}
     if loaded.info.has_pooler:
         outputs["pooler_output"] = {0: "batch"}
-    export_graph(loaded, target, _export_module, outputs)
+    export_graph(loaded, target, _export_module, outputs, fuse=fuse)
 
 
 def export_graph(
@@ -247,13 +255,17 @@ def export_graph(
     target: Path,
     build: Callable[[Any], Any],
     outputs: dict[str, dict[int, str]],
+    *,
+    fuse: bool = True,
 ) -> None:
     """Export ``build(model)`` and fuse it to ``target`` (atomically).
 
     ``build`` receives a float32 CPU copy of the model (eager attention, the
     pattern ONNX Runtime fuses) and returns a module taking ``input_ids``,
     ``attention_mask`` and ``token_type_ids``; ``outputs`` maps the names of
-    its outputs, in order, to their dynamic axes.
+    its outputs, in order, to their dynamic axes. ``fuse=False`` writes the
+    export as torch made it, in standard ONNX operators only (what another
+    engine than ONNX Runtime reads best).
     """
     import torch
     from onnxruntime.transformers.fusion_options import FusionOptions
@@ -282,6 +294,9 @@ def export_graph(
                 opset_version=OPSET,
                 dynamo=False,
             )
+        if not fuse:
+            os.replace(raw, target)
+            return
         config = loaded.model.config
         fusions = FusionOptions("bert")
         for name in SLOW_FUSIONS:
@@ -525,6 +540,19 @@ def exported_graph(loaded: LoadedModel, *, quantize: bool = False) -> Path:
             verify(_onnx_model(fused, loaded), loaded, fused)
             _make_int8(fused, int8, loaded)
     return fused
+
+
+def plain_graph(loaded: LoadedModel) -> Path:
+    """The float32 graph of ``loaded`` before ONNX Runtime's fusions
+    (standard ONNX operators only; what OpenVINO compiles), exported now if
+    it is not on disk yet, beside the fused graph. Its callers check it
+    against torch, as the fused graph is checked."""
+    folder = export_folder(loaded)
+    plain = folder / "model-plain.onnx"
+    with file_lock(folder / "export.lock"):
+        if not plain.exists():
+            _export(loaded, plain, fuse=False)
+    return plain
 
 
 def _onnx_model(path: Path, loaded: LoadedModel) -> OnnxModel:

@@ -1,9 +1,12 @@
 """OpenVINO backend: skbert's checked ONNX export, compiled by OpenVINO for the CPU.
 
-``backend="openvino"`` runs the same fused float32 graph that
-``backend="onnx"`` runs (exported once per model identity, checked against
-torch; :mod:`skbert._encoding.onnx`), read and compiled by OpenVINO's CPU
-plugin with an explicit inference precision: float32 (OpenVINO's own default
+``backend="openvino"`` runs the float32 graph that ``backend="onnx"``
+fuses, as exported, before ONNX Runtime's fusions (once per model identity,
+beside the fused graph; :func:`skbert._encoding.onnx.plain_graph`): OpenVINO
+makes its own fusions from the standard operators, while ONNX Runtime's fused
+operators reach it decomposed into a slower graph (measured in
+docs/performance.md). It is read and compiled by OpenVINO's CPU plugin with
+an explicit inference precision: float32 (OpenVINO's own default
 is bfloat16 on a CPU that has it, so it is never left to choose), or bfloat16
 with ``dtype="bfloat16"`` (``"auto"`` on a CPU with bfloat16 arithmetic).
 With ``quantize=True`` it compiles the calibrated int8 model made from that
@@ -24,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._core.options import runner
-from .onnx import INT8_MIN_COSINE, GraphModel, exported_graph, verify
+from .onnx import INT8_MIN_COSINE, GraphModel, plain_graph, verify
 from .openvino_int8 import int8_model, remove
 
 if TYPE_CHECKING:
@@ -93,7 +96,7 @@ def load_openvino(
     import torch
 
     openvino = _import_openvino()
-    graph = int8_model(loaded) if quantize else exported_graph(loaded)
+    graph = int8_model(loaded) if quantize else plain_graph(loaded)
     precision = _precision(dtype)
     config = {
         "INFERENCE_PRECISION_HINT": precision,

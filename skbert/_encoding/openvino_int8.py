@@ -1,6 +1,7 @@
 """Calibrated int8 for ``backend="openvino", quantize=True``.
 
-The checked float32 export (:mod:`skbert._encoding.onnx`) is quantized once
+The checked float32 export, before ONNX Runtime's fusions
+(:func:`skbert._encoding.onnx.plain_graph`), is quantized once
 per model identity by NNCF's static post-training quantization for
 transformers: int8 weights per output channel, int8 activations whose ranges
 are calibrated on :data:`CALIBRATION_TEXTS` sentences of the demo set shipped
@@ -15,8 +16,10 @@ only by changing process-wide settings that belong to the user. The model is
 written as ``openvino-int8-<key>.xml`` (weights in ``.bin``) beside the
 export, under the export folder's lock, the weights first and the ``.xml``
 last, so a model on disk is always whole; ``<key>`` names the recipe and the
-versions of OpenVINO and NNCF that made it. skbert sends nothing anywhere, and
-NNCF's usage telemetry is declined in its process (:func:`child_environment`).
+versions of OpenVINO and NNCF that made it
+(:data:`~skbert._core.versions.OPENVINO_GRAPH_VERSION` is the recipe's).
+skbert sends nothing anywhere, and NNCF's usage telemetry is declined in its
+process (:func:`child_environment`).
 """
 
 from __future__ import annotations
@@ -33,9 +36,9 @@ import numpy as np
 
 from .._core.filelock import file_lock
 from .._core.shipped import SENTIMENT_SOURCES, read_sentences
-from .._core.versions import _versions_of
+from .._core.versions import OPENVINO_GRAPH_VERSION, _versions_of
 from .._model.identity import canonical_digest
-from .onnx import _onnx_model, _probe_batch, exported_graph, verify
+from .onnx import _onnx_model, _probe_batch, plain_graph, verify
 
 if TYPE_CHECKING:
     from .._model.checkpoint import LoadedModel
@@ -45,9 +48,6 @@ __all__ = ["CALIBRATION_TEXTS", "int8_model", "require_nncf"]
 #: How many sentences calibrate the activations (as sentence-transformers'
 #: static OpenVINO export: 300).
 CALIBRATION_TEXTS = 300
-#: Bumped when the quantization recipe changes (older int8 models are then
-#: made again).
-INT8_RECIPE = "1"
 _CHILD = Path(__file__).with_name("_nncf_child.py")
 
 
@@ -88,8 +88,8 @@ def int8_model(loaded: LoadedModel) -> Path:
     """The int8 OpenVINO model (``.xml``) of ``loaded`` (a float32 CPU torch
     model), made now if it is not on disk yet."""
     require_nncf()
-    graph = exported_graph(loaded)
-    key = {"recipe": INT8_RECIPE, **_versions_of(("openvino", "nncf"))}
+    graph = plain_graph(loaded)
+    key = {"recipe": OPENVINO_GRAPH_VERSION, **_versions_of(("openvino", "nncf"))}
     digest = canonical_digest(key).removeprefix("sha256:")[:16]
     target = graph.with_name(f"openvino-int8-{digest}.xml")  # beside the export
     with file_lock(target.parent / "export.lock"):
