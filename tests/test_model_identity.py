@@ -598,40 +598,30 @@ def test_cache_entries_of_another_library_version_are_not_served(
     assert skbert.cache_info(cache)["misses"] - before == len(set(texts))
 
 
-def test_int8_cache_entries_of_another_export_recipe_are_not_served(
-    tiny_model_dir, texts, tmp_path, onnx_home, monkeypatch
+@pytest.mark.parametrize(
+    "params, recipe, engine",
+    [
+        (dict(backend="onnx", quantize=True), "ONNX_EXPORT_VERSION", "onnxruntime"),
+        (dict(backend="openvino"), "OPENVINO_GRAPH_VERSION", "openvino"),
+    ],
+    ids=["onnx-int8", "openvino"],
+)
+def test_cache_entries_of_another_graph_recipe_are_not_served(
+    tiny_model_dir, texts, tmp_path, onnx_home, monkeypatch, params, recipe, engine
 ):
-    """A new export recipe writes a new int8 graph, whose vectors differ: the
-    vectors of the old graph must not be served for it from a cache."""
+    """A new export recipe writes a new int8 graph, and OpenVINO compiles a
+    graph of its own recipe (the plain export, and its int8 model): when the
+    recipe changes, so do the vectors, and those of the old graph must not be
+    served for the new one from a cache."""
     import skbert._core.versions
 
     pytest.importorskip("onnxruntime")
+    pytest.importorskip(engine)
     cache = str(tmp_path / "cache")
-    params = dict(backend="onnx", quantize=True, pooling="mean", cache=cache)
-    monkeypatch.setattr(skbert._core.versions, "ONNX_EXPORT_VERSION", "old")
+    params = dict(params, pooling="mean", cache=cache)
+    monkeypatch.setattr(skbert._core.versions, recipe, "old")
     vectorizer(tiny_model_dir, **params).fit_transform(texts)
-    monkeypatch.setattr(skbert._core.versions, "ONNX_EXPORT_VERSION", "new")
-    skbert.clear_model_cache()
-    before = skbert.cache_info(cache)["misses"]
-    vectorizer(tiny_model_dir, **params).fit_transform(texts)
-    assert skbert.cache_info(cache)["misses"] - before == len(set(texts))
-
-
-def test_openvino_cache_entries_of_another_graph_recipe_are_not_served(
-    tiny_model_dir, texts, tmp_path, onnx_home, monkeypatch
-):
-    """OpenVINO compiles a graph of its own recipe (the plain export, and its
-    int8 model): when that recipe changes, so do the vectors, and those of the
-    old graph must not be served for the new one from a cache."""
-    import skbert._core.versions
-
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("openvino")
-    cache = str(tmp_path / "cache")
-    params = dict(backend="openvino", pooling="mean", cache=cache)
-    monkeypatch.setattr(skbert._core.versions, "OPENVINO_GRAPH_VERSION", "old")
-    vectorizer(tiny_model_dir, **params).fit_transform(texts)
-    monkeypatch.setattr(skbert._core.versions, "OPENVINO_GRAPH_VERSION", "new")
+    monkeypatch.setattr(skbert._core.versions, recipe, "new")
     skbert.clear_model_cache()
     before = skbert.cache_info(cache)["misses"]
     vectorizer(tiny_model_dir, **params).fit_transform(texts)

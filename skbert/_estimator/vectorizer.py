@@ -121,8 +121,9 @@ class BertCLSVectorizer(
         ``$SKBERT_HOME``, default ``~/.cache/skbert``), fused, and checked
         against torch (max difference 1e-4). Only the last layer
         (``layers=-1``) and float32 are available. ``"openvino"`` compiles
-        the same checked export with OpenVINO for the CPU (``pip install
-        "skbert[openvino]"``), in float32 (checked against torch, 1e-4) or,
+        the same export with OpenVINO for the CPU, before ONNX Runtime's
+        fusions (OpenVINO makes its own; ``pip install "skbert[openvino]"``),
+        in float32 (checked against torch, 1e-4) or,
         with ``dtype="bfloat16"`` (or ``"auto"`` on a CPU with bfloat16
         arithmetic), in bfloat16 (cosine to torch >= 0.999, checked).
     quantize : bool, default=False
