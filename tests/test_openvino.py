@@ -159,6 +159,17 @@ def test_openvino_compiles_the_export_before_onnx_runtimes_fusions(
     assert "com.microsoft" in fused
 
 
+def test_float32_needs_no_onnx_runtime(
+    tiny_model_dir, tiny_oracle, texts, home, monkeypatch
+):
+    # the plain export is torch's; nothing of ONNX Runtime makes or runs it
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # not installed
+    found = vectorizer(tiny_model_dir, pooling="mean", backend="openvino")
+    np.testing.assert_allclose(
+        found.fit_transform(texts), tiny_oracle.vectors(texts, "mean"), atol=1e-4
+    )
+
+
 def quantized_models(home: Path) -> list[Path]:
     """The int8 OpenVINO models written under ``home``."""
     return sorted(home.rglob("openvino-int8*.xml"))

@@ -268,8 +268,6 @@ def export_graph(
     engine than ONNX Runtime reads best).
     """
     import torch
-    from onnxruntime.transformers.fusion_options import FusionOptions
-    from onnxruntime.transformers.optimizer import optimize_model
 
     model = copy.deepcopy(loaded.model).to("cpu", torch.float32).eval()
     _check_architecture(model)
@@ -297,6 +295,9 @@ def export_graph(
         if not fuse:
             os.replace(raw, target)
             return
+        from onnxruntime.transformers.fusion_options import FusionOptions
+        from onnxruntime.transformers.optimizer import optimize_model
+
         config = loaded.model.config
         fusions = FusionOptions("bert")
         for name in SLOW_FUSIONS:
