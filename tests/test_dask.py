@@ -102,7 +102,14 @@ INSTALL, READ, RESET = _worker_probes()
 def client():
     # Workers inherit the environment: never contact the Hugging Face Hub.
     os.environ["HF_HUB_OFFLINE"] = "1"
+    # Dask's Active Memory Manager drops, every 2 s, the copies of a broadcast
+    # that no task on their worker waits for yet; such a worker fetches the
+    # estimator again from a peer and unpickles it twice (seen once in CI, on
+    # the worker with the fewest partitions). The counts below are skbert's
+    # own: one unpickle per worker when the copies stay (docs/scaling.md).
+    no_reduce = {"distributed.scheduler.active-memory-manager.start": False}
     with (
+        dask.config.set(no_reduce),
         distributed.LocalCluster(
             n_workers=N_WORKERS,
             threads_per_worker=1,
