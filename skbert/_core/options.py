@@ -81,8 +81,9 @@ def on_openvino(name: str) -> bool:
 
 
 def runs_exported_graph(name: str) -> bool:
-    """Whether the :data:`RUNNERS` name ``name`` runs skbert's ONNX export (made
-    with ONNX Runtime's optimizer) rather than the torch model."""
+    """Whether the :data:`RUNNERS` name ``name`` runs skbert's ONNX export (fused
+    by ONNX Runtime's optimizer for ONNX Runtime, as torch wrote it for
+    OpenVINO) rather than the torch model."""
     return on_onnx_runtime(name) or on_openvino(name)
 
 

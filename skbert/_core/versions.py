@@ -100,7 +100,9 @@ def _versions_of(packages: Iterable[str]) -> dict[str, str | None]:
 
 def relevant_packages(backend: str) -> tuple[str, ...]:
     """The packages whose versions decide vectors computed by ``backend``."""
-    graph = ("onnxruntime",) if runs_exported_graph(backend) else ()  # it fuses it
+    # ONNX Runtime fuses the graph it runs; for OpenVINO its version still names
+    # the export folder (export_folder) and checks the graph int8 is made from
+    graph = ("onnxruntime",) if runs_exported_graph(backend) else ()
     engine = ("openvino",) if on_openvino(backend) else ()
     calibrated = ("nncf",) if backend == runner("openvino", True) else ()
     return _ALWAYS + graph + engine + calibrated
