@@ -24,6 +24,9 @@ Usage::
         --data-dir ../shared/data --cache-dir /tmp/skbert-eval-cache
     HF_HUB_OFFLINE=1 python benchmarks/bench_quantize_accuracy.py \\
         --peers st-onnx-int8,st-openvino-int8
+    HF_HUB_OFFLINE=1 python benchmarks/bench_quantize_accuracy.py \\
+        --model /path/to/all-mpnet-base-v2 --variants "openvino int8" \\
+        --peers st-openvino-int8
 """
 
 from __future__ import annotations
@@ -38,14 +41,15 @@ import numpy as np
 from _common import default_model, read_tsv
 from _peers import _st_encode, parse_peers, peer_contenders
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.model_selection import StratifiedKFold
 
 from skbert import BertCLSVectorizer
 
 C_GRID = [0.25, 0.5, 1, 2, 4, 8]
 
 
-def sst(vectors, train_y, dev_y, test_y) -> tuple[float, float]:
+def sst(vectors, train_y, dev_y, test_y) -> tuple[float, float, np.ndarray]:
+    """Dev and test accuracy, and which test texts were classified right."""
     train, dev, test = vectors
     best = max(
         C_GRID,
@@ -54,13 +58,36 @@ def sst(vectors, train_y, dev_y, test_y) -> tuple[float, float]:
         ),
     )
     clf = LogisticRegression(C=best, max_iter=2000).fit(train, train_y)
-    return 100 * clf.score(dev, dev_y), 100 * clf.score(test, test_y)
+    right = clf.predict(test) == np.asarray(test_y)
+    return 100 * clf.score(dev, dev_y), 100 * right.mean(), right
 
 
-def mr(vectors, labels) -> float:
-    inner = LogisticRegressionCV(Cs=C_GRID, cv=3, max_iter=2000)
+def mr(vectors, labels) -> tuple[float, np.ndarray]:
+    """The mean accuracy of the 10 folds (what ``cross_val_score`` averages),
+    and which texts their held-out folds classified right."""
+    labels = np.asarray(labels)
     folds = StratifiedKFold(n_splits=10, shuffle=True, random_state=0)
-    return 100 * cross_val_score(inner, vectors, labels, cv=folds).mean()
+    right = np.zeros(len(labels), dtype=bool)
+    scores = []
+    for train, test in folds.split(vectors, labels):
+        inner = LogisticRegressionCV(Cs=C_GRID, cv=3, max_iter=2000)
+        inner.fit(vectors[train], labels[train])
+        right[test] = inner.predict(vectors[test]) == labels[test]
+        scores.append(right[test].mean())
+    return 100 * float(np.mean(scores)), right
+
+
+def interval(right: np.ndarray, reference: np.ndarray, rounds: int = 5000) -> str:
+    """The 95% interval of the accuracy difference ``right - reference``
+    (points), by a paired bootstrap over the texts: how far the cost of a
+    variant could move with another sample of texts of the same kind."""
+    rng = np.random.default_rng(0)
+    change = right.astype(float) - reference.astype(float)
+    means = [
+        change[rng.integers(0, len(change), len(change))].mean() for _ in range(rounds)
+    ]
+    low, high = np.percentile(100 * np.array(means), [2.5, 97.5])
+    return f"[{low:+.2f}, {high:+.2f}]"
 
 
 def main() -> None:
@@ -74,6 +101,12 @@ def main() -> None:
         type=parse_peers,
         default=[],
         help="peer int8 engines to add (see benchmarks/_peers.py), or 'all'",
+    )
+    parser.add_argument(
+        "--variants",
+        default=None,
+        help="comma-separated skbert rows to run (default: all; 'torch float32', "
+        "the reference of the others, always runs)",
     )
     parser.add_argument(
         "--peer-cache", default=str(Path(tempfile.gettempdir()) / "peers-export")
@@ -94,6 +127,16 @@ def main() -> None:
     }
     if importlib.util.find_spec("openvino") and importlib.util.find_spec("nncf"):
         variants["openvino int8"] = {"backend": "openvino", "quantize": True}
+    if args.variants is not None:
+        wanted = {name.strip() for name in args.variants.split(",")}
+        unknown = wanted - set(variants)
+        if unknown:
+            parser.error(f"unknown --variants {sorted(unknown)}: {list(variants)}")
+        variants = {
+            name: params
+            for name, params in variants.items()
+            if name in wanted or name == "torch float32"
+        }
     encoders = {
         name: _skbert_encoder(args.model, args.cache_dir, params)
         for name, params in variants.items()
@@ -124,18 +167,20 @@ def main() -> None:
         references.update(dict.fromkeys(["st float32", *peers], "st float32"))
         for note in notes:
             print(f"peer: {note}")
-    results, vectors = {}, {}
+    results, vectors, right = {}, {}, {}
     for name, encode in encoders.items():
         start = time.perf_counter()
         vectors[name] = {split: encode(texts) for split, (texts, _) in splits.items()}
         seconds = time.perf_counter() - start
-        dev, test = sst(
+        dev, test, test_right = sst(
             [vectors[name][s] for s in ("sst2_train", "sst2_dev", "sst2_test")],
             splits["sst2_train"][1],
             splits["sst2_dev"][1],
             splits["sst2_test"][1],
         )
-        results[name] = (dev, test, mr(vectors[name]["mr"], splits["mr"][1]), seconds)
+        mr_acc, mr_right = mr(vectors[name]["mr"], splits["mr"][1])
+        right[name] = (test_right, mr_right)
+        results[name] = (dev, test, mr_acc, seconds)
         print(
             f"{name}: SST-2 dev {dev:.2f} test {test:.2f}, MR {results[name][2]:.2f}"
             f" (encoded in {seconds:.0f} s)",
@@ -143,17 +188,22 @@ def main() -> None:
         )
     print(
         "\n| variant | SST-2 dev | SST-2 test | MR (10-fold) | test / MR minus its "
-        "float32 | min / mean cosine to its float32 |"
+        "float32 | 95% interval of the test / MR cost | min / mean cosine to its "
+        "float32 |"
     )
-    print("|---|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---|---|")
     for name, (dev, test, mr_acc, _) in results.items():
         own = references[name]
         a = np.concatenate([vectors[name][s] for s in splits])
         b = np.concatenate([vectors[own][s] for s in splits])
         cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
         cost = f"{test - results[own][1]:+.2f} / {mr_acc - results[own][2]:+.2f}"
+        spread = " / ".join(
+            interval(mine, theirs)
+            for mine, theirs in zip(right[name], right[own], strict=True)
+        )
         print(
-            f"| {name} | {dev:.2f} | {test:.2f} | {mr_acc:.2f} | {cost} | "
+            f"| {name} | {dev:.2f} | {test:.2f} | {mr_acc:.2f} | {cost} | {spread} | "
             f"{cos.min():.4f} / {cos.mean():.4f} |"
         )
 
