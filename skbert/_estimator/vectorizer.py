@@ -131,7 +131,7 @@ class BertCLSVectorizer(
         ``backend="onnx"``: int8 weights per output channel, activations
         quantized on the fly. With ``backend="openvino"``: int8 weights and
         activations, the activations' ranges calibrated once per checkpoint
-        on 300 sentences of the shipped demo set (NNCF, in a child process;
+        on 1,000 sentences of the shipped demo set (NNCF, in a child process;
         the texts given to ``fit`` are not used), what stays in floating point
         computed in ``dtype``. Either int8 model is made once per checkpoint,
         cached beside the export and checked against torch (cosine >= 0.9).
