@@ -46,6 +46,8 @@ from sklearn.model_selection import StratifiedKFold
 from skbert import BertCLSVectorizer
 
 C_GRID = [0.25, 0.5, 1, 2, 4, 8]
+#: The skbert row every other skbert row is compared with; it always runs.
+REFERENCE = "torch float32"
 
 
 def sst(vectors, train_y, dev_y, test_y) -> tuple[float, float, np.ndarray]:
@@ -105,7 +107,7 @@ def main() -> None:
     parser.add_argument(
         "--variants",
         default=None,
-        help="comma-separated skbert rows to run (default: all; 'torch float32', "
+        help=f"comma-separated skbert rows to run (default: all; {REFERENCE!r}, "
         "the reference of the others, always runs)",
     )
     parser.add_argument(
@@ -121,7 +123,7 @@ def main() -> None:
     }
     splits["sst2_train"] = splits.pop(args.sst_train)
     variants = {
-        "torch float32": {},
+        REFERENCE: {},
         "onnx float32": {"backend": "onnx"},
         "onnx int8": {"backend": "onnx", "quantize": True},
     }
@@ -135,13 +137,13 @@ def main() -> None:
         variants = {
             name: params
             for name, params in variants.items()
-            if name in wanted or name == "torch float32"
+            if name in wanted or name == REFERENCE
         }
     encoders = {
         name: _skbert_encoder(args.model, args.cache_dir, params)
         for name, params in variants.items()
     }
-    references = dict.fromkeys(encoders, "torch float32")
+    references = dict.fromkeys(encoders, REFERENCE)
     if args.peers:
         notes: list[str] = []
         peers = peer_contenders(

@@ -78,8 +78,8 @@ def child_environment() -> dict[str, str]:
 
 
 def calibration_texts() -> list[str]:
-    """Every third sentence of the shipped demo set: :data:`CALIBRATION_TEXTS`
-    short reviews of restaurants, phones and films."""
+    """:data:`CALIBRATION_TEXTS` sentences spread evenly over the shipped demo
+    set: short reviews of restaurants, phones and films."""
     texts = [
         text for name in SENTIMENT_SOURCES.values() for text in read_sentences(name)[0]
     ]
